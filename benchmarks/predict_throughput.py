@@ -1,0 +1,148 @@
+"""Benchmark: candidates per second of CDMPPCostModel.predict vs MetaSchedule's XGBModel.predict.
+
+Both models score the same candidates: one search round's worth (5 predict calls x 512 candidates =
+2,560) for a ResNet-18 conv2d and for a 512^3 matmul, drawn by random sampling of each design space.
+CDMPP's featurization cache starts cold, so every candidate is featurized once (the real search also
+re-scores survivors, which would hit the cache: this is the pessimistic case).
+
+XGBModel returns random numbers without extracting features until it has seen 100 samples, so it is
+first trained on 128 other candidates of the same workload with synthetic latencies: its predict cost
+(feature extraction + booster) does not depend on the label values.
+
+Also reported: CDMPP model inference alone (no featurization) on the CPU, and on CUDA when present.
+
+    python benchmarks/predict_throughput.py [--candidates 2560] [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import tvm  # noqa: E402
+from tvm.s_tir import meta_schedule as ms  # noqa: E402
+
+from cdmpp_tvm import CDMPPCostModel  # noqa: E402
+from cdmpp_tvm.features import CompactASTFeaturizer  # noqa: E402
+from cdmpp_tvm.model.inference import predict_transformed, torch_threads  # noqa: E402
+from cdmpp_tvm.workloads import load_workload  # noqa: E402
+from tvm_patches.host_target import host_target  # noqa: E402
+from tvm_patches.quiet_logging import quiet_metaschedule_logging  # noqa: E402
+from tvm_patches.tensor_intrin import register_tensor_intrinsics  # noqa: E402
+
+CALL_SIZE = 512  # the evolutionary search's population per predict call
+
+
+def sample_candidates(mod, target, n: int, seed: int) -> tuple[ms.TuneContext, list]:
+    ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
+                         search_strategy=ms.search_strategy.ReplayTrace(), task_name="main", num_threads="physical",
+                         rand_state=seed)
+    ctx.pre_tuning(max_trials=n, num_trials_per_iter=n, design_spaces=ctx.generate_design_space(),
+                   database=ms.database.MemoryDatabase(), cost_model=ms.cost_model.RandomModel())
+    cands = list(ctx.generate_measure_candidates())
+    ctx.post_tuning()
+    return ctx, cands
+
+
+def timed_predict(model, ctx, cands) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(cands), CALL_SIZE):
+        scores = model.predict(ctx, cands[i:i + CALL_SIZE])
+        assert len(scores) == len(cands[i:i + CALL_SIZE])
+    return time.perf_counter() - start
+
+
+def trained_xgb(ctx, train_cands) -> ms.cost_model.XGBModel:
+    xgb = ms.cost_model.XGBModel(num_warmup_samples=0)
+    rng = np.random.default_rng(0)
+    results = [ms.runner.RunnerResult(run_secs=[float(x)], error_msg=None)
+               for x in rng.lognormal(np.log(1e-3), 1.0, len(train_cands))]
+    xgb.update(ctx, train_cands, results)
+    return xgb
+
+
+def inference_only(cdmpp, asts, device: str) -> float:
+    model = cdmpp._prediction_model().to(device)
+    dev = torch.device(device)
+    with torch_threads(1 if device == "cpu" else None):
+        predict_transformed(model, asts[:CALL_SIZE], None, CALL_SIZE, dev)  # warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(3):
+            predict_transformed(model, asts, None, CALL_SIZE, dev)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return 3 * len(asts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--candidates", type=int, default=2560)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    quiet_metaschedule_logging()
+    target = host_target()
+    register_tensor_intrinsics(target)
+    rows = []
+    for name in ("conv2d", "matmul"):
+        mod = load_workload(name, target)[0].mod
+        ctx, cands = sample_candidates(mod, target, args.candidates + 128, seed=1)
+        train, cands = cands[:128], cands[128:]
+        xgb_s = timed_predict(trained_xgb(ctx, train), ctx, cands)
+        cdmpp = CDMPPCostModel()
+        cdmpp_s = timed_predict(cdmpp, ctx, cands)
+        st = cdmpp.stats()
+        asts = CompactASTFeaturizer().featurize([c.sch.mod for c in cands], is_gpu=False)
+        row = {"workload": name, "candidates": len(cands), "xgb_seconds": xgb_s, "xgb_cand_per_s": len(cands) / xgb_s,
+               "cdmpp_seconds": cdmpp_s, "cdmpp_cand_per_s": len(cands) / cdmpp_s,
+               "cdmpp_featurize_seconds": st["featurize_seconds"], "cdmpp_inference_seconds": st["inference_seconds"],
+               "cdmpp_cache_hit_rate": st["cache_hit_rate"],
+               "inference_only_cpu_cand_per_s": inference_only(cdmpp, asts, "cpu"),
+               "inference_only_cuda_cand_per_s": inference_only(cdmpp, asts, "cuda") if torch.cuda.is_available() else None}
+        rows.append(row)
+        print(f"{name}: XGB {row['xgb_cand_per_s']:.0f} cand/s ({xgb_s:.2f} s), CDMPP {row['cdmpp_cand_per_s']:.0f} cand/s "
+              f"({cdmpp_s:.2f} s: featurize {row['cdmpp_featurize_seconds']:.2f} s, inference "
+              f"{row['cdmpp_inference_seconds']:.2f} s); inference alone {row['inference_only_cpu_cand_per_s']:.0f} cand/s CPU"
+              + (f", {row['inference_only_cuda_cand_per_s']:.0f} cand/s CUDA" if row["inference_only_cuda_cand_per_s"] else ""),
+              flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.node(), "cpu": tvm.target.codegen.llvm_get_system_cpu(), "cores": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "call_size": CALL_SIZE,
+            "xgb_note": "XGBModel trained first on 128 candidates with synthetic latencies (predict cost is label-independent)"}
+    (out / "predict_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    _plot(rows, out / "predict_throughput.png")
+    print(f"wrote {out / 'predict_throughput.json'} and {out / 'predict_throughput.png'}")
+
+
+def _plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["xgb_cand_per_s"] for r in rows], 0.4, label="XGBModel.predict")
+    ax.bar(x + 0.2, [r["cdmpp_cand_per_s"] for r in rows], 0.4, label="CDMPPCostModel.predict")
+    ax.set_xticks(x, [f"{r['workload']} ({r['candidates']} cand.)" for r in rows])
+    ax.set_ylabel("candidates / second")
+    ax.set_title("Cost-model predict throughput (one search round, cold cache)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Checkpoints: one file = weights + model config + feature-schema version + label transform + device.
+
+Written atomically (temporary file in the same directory, fsync, rename) so a kill never leaves a
+half-written checkpoint; loaded with ``torch.load(weights_only=True)``: the file holds only tensors and
+plain Python values, never pickled objects.
+
+Bundled checkpoints live in ``cdmpp_tvm/pretrained/``; ``index.json`` there maps each name to the
+target kind it is for, so ``CDMPPCostModel()`` can pick one by the target it is tuning.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .device import DEVICE_SCHEMA_VERSION
+from .features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
+from .model import CDMPPNet, LabelTransform, ModelConfig
+
+FORMAT = "cdmpp-tvm-checkpoint"
+FORMAT_VERSION = 1
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+_REQUIRED = ("format", "format_version", "feature_schema", "device_schema", "model_config", "state_dict",
+             "label_transform", "device")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, or made for another feature schema."""
+
+
+@dataclass
+class Checkpoint:
+    model: CDMPPNet
+    label_transform: LabelTransform
+    device: dict  # {"name": str, "target": dict, "descriptor": list[float]} of the training device(s)
+    info: dict = field(default_factory=dict)  # training facts: data, config, history, date
+    path: str = ""
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.cfg
+
+
+def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: LabelTransform, device: dict,
+                    info: dict | None = None) -> None:
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "feature_schema": FEATURE_SCHEMA_VERSION,
+        "device_schema": DEVICE_SCHEMA_VERSION,
+        "model_config": model.cfg.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "label_transform": label_transform.to_dict(),
+        "device": device,
+        "info": json.loads(json.dumps(info or {})),  # plain JSON values only, so weights_only loading works
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a checkpoint is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
+    """A file path, or the name of a bundled checkpoint (``list_pretrained()``)."""
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    index = pretrained_index()
+    if str(path_or_name) in index:
+        return PRETRAINED_DIR / index[str(path_or_name)]["file"]
+    raise CheckpointError(f"checkpoint {str(path_or_name)!r} is neither a file nor a bundled checkpoint "
+                          f"(bundled: {sorted(index) or 'none'})")
+
+
+def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
+    path = resolve_checkpoint_path(path_or_name)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, random bytes, pickled objects refused by weights_only
+        raise CheckpointError(f"{path}: not a readable cdmpp-tvm checkpoint (corrupt or truncated?): "
+                              f"{type(e).__name__}: {e}") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a cdmpp-tvm checkpoint (no '{FORMAT}' header)")
+    missing = [k for k in _REQUIRED if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing {missing}")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {payload['format_version']}, this cdmpp-tvm "
+                              f"reads version {FORMAT_VERSION}")
+    if payload["feature_schema"] != FEATURE_SCHEMA_VERSION:
+        raise CheckpointError(f"{path}: trained on feature schema {payload['feature_schema']!r}, but this cdmpp-tvm "
+                              f"extracts {FEATURE_SCHEMA_VERSION!r}; retrain or use a matching cdmpp-tvm version")
+    if payload["device_schema"] != DEVICE_SCHEMA_VERSION:
+        raise CheckpointError(f"{path}: device descriptor schema {payload['device_schema']!r}, expected "
+                              f"{DEVICE_SCHEMA_VERSION!r}")
+    try:
+        cfg = ModelConfig.from_dict(payload["model_config"])
+        if cfg.feature_dim != FEATURE_DIM:
+            raise CheckpointError(f"{path}: model expects {cfg.feature_dim} features per leaf, extractor gives {FEATURE_DIM}")
+        model = CDMPPNet(cfg)
+        model.load_state_dict(payload["state_dict"])
+        label_transform = LabelTransform.from_dict(payload["label_transform"])
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{path}: checkpoint does not match the model definition: {type(e).__name__}: {e}") from e
+    model.eval()
+    return Checkpoint(model, label_transform, payload["device"], payload.get("info", {}), str(path))
+
+
+def pretrained_index() -> dict:
+    """{name: {"file": ..., "target_kind": ..., "device": ..., "description": ...}} of bundled checkpoints."""
+    index_path = PRETRAINED_DIR / "index.json"
+    if not index_path.exists():
+        return {}
+    with open(index_path) as f:
+        return json.load(f)
+
+
+def list_pretrained() -> list[str]:
+    return sorted(pretrained_index())
+
+
+def pretrained_for_target(target) -> str | None:
+    """Name of the bundled checkpoint for a target: same kind, preferring the same device name."""
+    from .device import device_name
+
+    kind, name = target.kind.name, device_name(target)
+    candidates = [(n, e) for n, e in pretrained_index().items() if e.get("target_kind") == kind]
+    if not candidates:
+        return None
+    exact = [n for n, e in candidates if e.get("device") == name]
+    return exact[0] if exact else sorted(n for n, _ in candidates)[0]

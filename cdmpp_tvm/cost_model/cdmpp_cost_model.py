@@ -1,0 +1,332 @@
+"""``CDMPPCostModel``: the CDMPP predictor as a MetaSchedule cost model.
+
+    from cdmpp_tvm import CDMPPCostModel
+    ms.tune_tasks(..., cost_model=CDMPPCostModel())
+
+* ``predict``: compact-AST featurization (cached by structural hash) + batched transformer inference
+  (CUDA when available, else CPU). Score = (lowest predicted latency in the call) / (predicted latency),
+  in (0, 1], higher = faster; the search uses scores as sampling weights.
+* ``update``: online learning from every measured batch. A run failure is evidence of a bad schedule:
+  it is learnt as ``failure_latency_factor`` x the slowest valid latency measured for that task. Each
+  call trains for at most ``online.time_budget_s`` seconds.
+* Guard: before an update trains on a fresh batch, the online model and the pretrained ("anchor")
+  model both predict that unseen batch; their pairwise ranking accuracy is tracked as a moving
+  average, and predictions come from whichever model ranks fresh measurements better. A few noisy
+  updates therefore cannot wreck a good pretrained model (``stats()["guard_uses_anchor"]``).
+* Failure safety: an exception in ``predict`` is logged with its task and candidate count, counted,
+  and the call returns uniform random scores (what a random search would do); an exception in
+  ``update`` is logged, counted, and that batch is skipped. Tuning goes on either way.
+"""
+from __future__ import annotations
+
+import atexit
+import copy
+import logging
+import time
+import traceback
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.cost_model import PyCostModel
+from tvm.s_tir.meta_schedule.utils import shash2hex
+
+from ..checkpoint import Checkpoint, load_checkpoint, pretrained_for_target, save_checkpoint
+from ..device import device_descriptor, device_name
+from ..features import CompactAST, CompactASTFeaturizer, is_gpu_target
+from ..model import CDMPPNet, LabelTransform, ModelConfig
+from ..model.inference import OOMSplitCounter, default_torch_device, predict_transformed, to_tensors, torch_threads
+from ..model.training import regression_loss
+
+logger = logging.getLogger("cdmpp_tvm.cost_model")
+
+
+@dataclass
+class OnlineConfig:
+    enabled: bool = True
+    lr: float = 2e-4
+    max_steps_per_update: int = 32
+    time_budget_s: float = 2.0  # per update() call
+    batch_size: int = 128
+    rank_loss_weight: float = 1.0
+    buffer_size: int = 20_000  # measured programs kept for replay
+    failure_latency_factor: float = 2.0
+    guard_momentum: float = 0.7  # moving average of each model's ranking accuracy on fresh batches
+
+
+@derived_object
+class CDMPPCostModel(PyCostModel):
+    """CDMPP cost model.
+
+    Parameters
+    ----------
+    checkpoint : a checkpoint path, the name of a bundled checkpoint, or None to pick the bundled one
+        for the target being tuned (logged). ``"scratch"`` starts from an untrained model.
+    device : "auto" (CUDA if available), "cpu" or "cuda".
+    batch_size : programs per inference batch.
+    num_threads : torch CPU threads while the model runs (restored afterwards); None keeps torch's setting.
+        The default 1 is fastest inside a tuner, whose own threads use the other cores.
+    online : online-learning settings (``OnlineConfig``); ``OnlineConfig(enabled=False)`` freezes the model.
+    """
+
+    def __init__(self, checkpoint: str | None = None, device: str = "auto", batch_size: int = 1024,
+                 online: OnlineConfig | None = None, num_threads: int | None = 1, seed: int = 0):
+        super().__init__()
+        self.checkpoint_spec = checkpoint
+        self.torch_device = default_torch_device(device)
+        self.batch_size = batch_size
+        self.num_threads = num_threads if self.torch_device.type == "cpu" else None
+        self.online = online or OnlineConfig()
+        self.featurizer = CompactASTFeaturizer()
+        self._rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        self._ckpt: Checkpoint | None = None
+        self.model: CDMPPNet | None = None
+        self._anchor: CDMPPNet | None = None
+        self._opt: torch.optim.Optimizer | None = None
+        self._device_vecs: dict[str, np.ndarray] = {}
+        # Replay buffer of measured programs: (ast, latency or None for a failed run, task key).
+        self._buffer: list[tuple[CompactAST, float | None, str]] = []
+        self._guard_acc = {"online": 0.5, "anchor": 0.5}
+        self._oom = OOMSplitCounter()
+        self._stats = {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
+                       "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0,
+                       "update_seconds": 0.0, "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0}
+        _LIVE_MODELS.add(self)
+        if checkpoint is not None:
+            self._load(checkpoint)
+
+    # ---------------------------------------------------------------------------------------------
+    # MetaSchedule interface
+    def predict(self, context: ms.TuneContext, candidates: list[ms.MeasureCandidate]) -> np.ndarray:
+        start = time.perf_counter()
+        self._stats["predict_calls"] += 1
+        try:
+            with torch_threads(self.num_threads):
+                scores = self._scores(context, candidates)
+        except Exception:  # noqa: BLE001 - a tuning job must survive a cost model failure
+            self._stats["predict_fallbacks"] += 1
+            logger.error("CDMPPCostModel.predict failed on task %r with %d candidates; returning random scores "
+                         "for this call (fallback #%d):\n%s", _task_name(context), len(candidates),
+                         self._stats["predict_fallbacks"], traceback.format_exc())
+            scores = self._rng.uniform(0.0, 1.0, size=len(candidates))
+        self._stats["predict_seconds"] += time.perf_counter() - start
+        return np.asarray(scores, dtype="float64")
+
+    def update(self, context: ms.TuneContext, candidates: list[ms.MeasureCandidate],
+               results: list[ms.runner.RunnerResult]) -> None:
+        start = time.perf_counter()
+        self._stats["update_calls"] += 1
+        try:
+            with torch_threads(self.num_threads):
+                self._update(context, candidates, results)
+        except Exception:  # noqa: BLE001
+            self._stats["update_fallbacks"] += 1
+            logger.error("CDMPPCostModel.update failed on task %r with %d results; skipping this batch "
+                         "(fallback #%d):\n%s", _task_name(context), len(results), self._stats["update_fallbacks"],
+                         traceback.format_exc())
+        self._stats["update_seconds"] += time.perf_counter() - start
+
+    def load(self, path: str) -> None:
+        self._load(path)
+
+    def save(self, path: str) -> None:
+        """Save the current (online-updated) model as a normal checkpoint."""
+        model = self._prediction_model()
+        if model is None:
+            raise RuntimeError("CDMPPCostModel.save: no model yet (load a checkpoint or tune first)")
+        info = dict(self._ckpt.info if self._ckpt else {})
+        info["online_updates"] = {k: self._stats[k] for k in ("update_calls", "records_seen", "online_steps")}
+        save_checkpoint(path, model, self._ckpt.label_transform, self._ckpt.device, info)
+
+    # ---------------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        s = dict(self._stats)
+        s.update(featurize_seconds=self.featurizer.seconds, cache_hits=self.featurizer.hits,
+                 cache_misses=self.featurizer.misses, cache_hit_rate=self.featurizer.hit_rate,
+                 oom_batch_splits=self._oom.splits, fallbacks=s["predict_fallbacks"] + s["update_fallbacks"],
+                 guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
+                 torch_device=str(self.torch_device))
+        return s
+
+    def log_stats(self, level: int = logging.INFO) -> None:
+        s = self.stats()
+        logger.log(level, "CDMPPCostModel: %d candidates scored in %d predict calls (featurize %.1f s, inference "
+                   "%.1f s, cache hit rate %.1f%%), %d updates (%d records, %d failed runs, %d online steps, %.1f s), "
+                   "fallbacks %d, guard uses %s model, device %s", s["candidates_scored"], s["predict_calls"],
+                   s["featurize_seconds"], s["inference_seconds"], 100 * s["cache_hit_rate"], s["update_calls"],
+                   s["records_seen"], s["failed_runs_seen"], s["online_steps"], s["update_seconds"],
+                   s["fallbacks"], "the pretrained" if s["guard_uses_anchor"] else "the online", s["torch_device"])
+
+    # ---------------------------------------------------------------------------------------------
+    def _load(self, spec: str) -> None:
+        if spec == "scratch":
+            model = CDMPPNet(ModelConfig())
+            self._ckpt = Checkpoint(model, LabelTransform(), {"name": "untrained"}, {}, "scratch")
+        else:
+            self._ckpt = load_checkpoint(spec)
+            logger.info("CDMPPCostModel: loaded checkpoint %s (trained on %s)", self._ckpt.path,
+                        self._ckpt.device.get("name"))
+        self.model = self._ckpt.model.to(self.torch_device)
+        self._anchor = None  # made lazily, at the first online step
+        self._opt = None
+
+    def _ensure_model(self, context: ms.TuneContext) -> None:
+        if self.model is not None:
+            return
+        name = pretrained_for_target(context.target)
+        if name is None:
+            logger.warning("CDMPPCostModel: no bundled checkpoint for target kind %r; starting from an untrained "
+                           "model that learns online", context.target.kind.name)
+            self._load("scratch")
+        else:
+            logger.info("CDMPPCostModel: using bundled checkpoint %r for %s", name, device_name(context.target))
+            self._load(name)
+
+    def _device_vec(self, context: ms.TuneContext) -> np.ndarray:
+        key = str(context.target)
+        if key not in self._device_vecs:
+            self._device_vecs[key] = device_descriptor(context.target)
+        return self._device_vecs[key]
+
+    def _featurize(self, context, candidates) -> list[CompactAST]:
+        return self.featurizer.featurize([c.sch.mod for c in candidates], is_gpu_target(context.target))
+
+    def _use_anchor(self) -> bool:
+        return self._anchor is not None and self._guard_acc["anchor"] > self._guard_acc["online"]
+
+    def _prediction_model(self) -> CDMPPNet | None:
+        return self._anchor if self._use_anchor() else self.model
+
+    def _predict_latency(self, model: CDMPPNet, asts: list[CompactAST], device_vec: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        y = predict_transformed(model, asts, device_vec, self.batch_size, self.torch_device, oom=self._oom)
+        self._stats["inference_seconds"] += time.perf_counter() - t
+        return self._ckpt.label_transform.inverse(y)
+
+    def _scores(self, context, candidates) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0)
+        self._ensure_model(context)
+        asts = self._featurize(context, candidates)
+        lat = self._predict_latency(self._prediction_model(), asts, self._device_vec(context))
+        if not np.all(np.isfinite(lat)):
+            raise FloatingPointError(f"non-finite predicted latency for {int((~np.isfinite(lat)).sum())} candidates")
+        self._stats["candidates_scored"] += len(candidates)
+        lat = np.maximum(lat, 1e-12)
+        return lat.min() / lat
+
+    # ---------------------------------------------------------------------------------------------
+    def _update(self, context, candidates, results) -> None:
+        self._ensure_model(context)
+        if len(candidates) != len(results):
+            raise ValueError(f"update got {len(candidates)} candidates but {len(results)} results")
+        task = shash2hex(context.mod)
+        asts = self._featurize(context, candidates)
+        batch = []
+        for ast, res in zip(asts, results):
+            secs = None if res.run_secs is None else [float(s) for s in res.run_secs]
+            lat = float(np.median(secs)) if secs and all(np.isfinite(secs)) and 0 < np.median(secs) < 1e9 else None
+            if lat is None:
+                self._stats["failed_runs_seen"] += 1
+            batch.append((ast, lat, task))
+        self._stats["records_seen"] += len(batch)
+        if not self.online.enabled:
+            return
+        dev_vec = self._device_vec(context)
+        self._track_guard(batch, dev_vec)
+        self._buffer.extend(batch)
+        if len(self._buffer) > self.online.buffer_size:
+            del self._buffer[: len(self._buffer) - self.online.buffer_size]
+        self._train_online(dev_vec)
+
+    def _labels(self, items) -> tuple[list[CompactAST], np.ndarray, np.ndarray]:
+        """Latency labels for buffered items, failures mapped to factor x the task's slowest valid latency."""
+        worst: dict[str, float] = {}
+        for _, lat, task in self._buffer:
+            if lat is not None:
+                worst[task] = max(worst.get(task, 0.0), lat)
+        asts, lats, tasks = [], [], []
+        for ast, lat, task in items:
+            if lat is None:
+                if task not in worst:
+                    continue  # nothing valid measured for this task yet: no scale to place a failure on
+                lat = worst[task] * self.online.failure_latency_factor
+            asts.append(ast)
+            lats.append(lat)
+            tasks.append(task)
+        return asts, np.asarray(lats), np.asarray(tasks)
+
+    def _track_guard(self, batch, dev_vec) -> None:
+        """Score online and anchor models on a batch neither has trained on yet."""
+        if self._anchor is None:
+            return
+        asts, lats, _ = self._labels(batch)
+        if len(asts) < 2 or np.ptp(lats) == 0:
+            return
+        m = self.online.guard_momentum
+        for name, model in (("online", self.model), ("anchor", self._anchor)):
+            acc = _pairwise_accuracy(self._predict_latency(model, asts, dev_vec), lats)
+            self._guard_acc[name] = m * self._guard_acc[name] + (1 - m) * acc
+
+    def _train_online(self, dev_vec) -> None:
+        asts, lats, tasks = self._labels(self._buffer)
+        if len(asts) < 2:
+            return
+        if self._anchor is None:
+            self._anchor = copy.deepcopy(self.model).eval()
+        if self._opt is None:
+            self._opt = torch.optim.AdamW(self.model.parameters(), lr=self.online.lr, weight_decay=1e-4)
+        y_all = torch.tensor(self._ckpt.label_transform.transform(lats), dtype=torch.float32)
+        _, gid = np.unique(tasks, return_inverse=True)
+        gid_all = torch.tensor(gid)
+        # Half of every step's batch is the newest measurements, so each update learns from them.
+        n_new = min(len(asts), 64)
+        deadline = time.perf_counter() + self.online.time_budget_s
+        self.model.train()
+        for _ in range(self.online.max_steps_per_update):
+            if time.perf_counter() > deadline:
+                break
+            k = min(self.online.batch_size, len(asts))
+            old = self._rng.choice(len(asts), size=max(0, k - n_new // 2), replace=len(asts) < k)
+            new = np.arange(len(asts) - n_new, len(asts))[self._rng.permutation(n_new)[: n_new // 2]]
+            idx = np.unique(np.concatenate([old, new]))
+            feats, pos, mask, dv = to_tensors([asts[i] for i in idx], dev_vec, self.torch_device)
+            pred, _ = self.model(feats, pos, mask, dv)
+            loss = regression_loss(pred, y_all[idx].to(self.torch_device), gid_all[idx].to(self.torch_device),
+                                   self.online.rank_loss_weight)
+            self._opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self._opt.step()
+            self._stats["online_steps"] += 1
+        self.model.eval()
+
+
+def _pairwise_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
+    """Fraction of pairs with different true latency that the prediction orders correctly."""
+    dp = np.sign(pred[:, None] - pred[None, :])
+    dt = np.sign(true[:, None] - true[None, :])
+    valid = dt != 0
+    return float((dp[valid] == dt[valid]).mean()) if valid.any() else 0.5
+
+
+def _task_name(context) -> str:
+    try:
+        return str(context.task_name)
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+# The tuner never tells a cost model that tuning has ended, so log each model's statistics at exit.
+_LIVE_MODELS: "weakref.WeakSet[CDMPPCostModel]" = weakref.WeakSet()
+
+
+@atexit.register
+def _log_stats_at_exit() -> None:
+    for model in list(_LIVE_MODELS):
+        if model._stats["predict_calls"] or model._stats["update_calls"]:
+            model.log_stats()

@@ -1,0 +1,1 @@
+"""Measured data: reading MetaSchedule databases, featurizing records, datasets."""

@@ -1,0 +1,146 @@
+"""Read MetaSchedule JSON databases into measured records.
+
+A database is a directory holding ``database_workload.json`` and ``database_tuning_record.json``
+(the files ``ms.database.JSONDatabase`` writes). The lines are parsed here, not by the C++ loader, so
+that one corrupt or truncated line is reported with its file and line number and skipped, and a whole
+load never fails on one bad record.
+
+Latency of a record = median of its ``run_secs``. A record whose run failed (``run_secs`` empty or
+>= 1e9, which is how MetaSchedule stores build and run errors) is kept with ``latency_s = None``:
+it is counted and can be learnt from as a bad schedule, but it is not a regression target.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.utils import shash2hex
+
+logger = logging.getLogger(__name__)
+
+RECORD_FILE = "database_tuning_record.json"
+WORKLOAD_FILE = "database_workload.json"
+FAILED_RUN_SECS = 1e9
+
+
+@dataclass
+class MeasuredRecord:
+    task_key: str  # structural hash of the workload (same key MetaSchedule's own cost models group by)
+    task_name: str  # the database directory's name
+    record: ms.database.TuningRecord
+    latency_s: float | None  # None: the build or run failed
+    source: str  # "file:line", for error messages
+
+    @property
+    def workload_mod(self) -> tvm.IRModule:
+        return self.record.workload.mod
+
+    @property
+    def target(self) -> tvm.target.Target:
+        return self.record.target
+
+    def scheduled_mod(self) -> tvm.IRModule:
+        """The program as it was measured: the trace replayed on the workload."""
+        return self.record.as_measure_candidate().sch.mod
+
+
+@dataclass
+class ReadReport:
+    records: list[MeasuredRecord] = field(default_factory=list)
+    n_failed: int = 0  # records kept with latency None
+    problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
+
+    @property
+    def n_valid(self) -> int:
+        return len(self.records) - self.n_failed
+
+    def extend(self, other: "ReadReport") -> None:
+        self.records += other.records
+        self.n_failed += other.n_failed
+        self.problems += other.problems
+
+
+def find_databases(paths: list[str | os.PathLike]) -> list[Path]:
+    """Every directory under ``paths`` (searched recursively) holding a tuning-record file, sorted."""
+    found = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"database path {p} does not exist")
+        if p.is_file():
+            if p.name != RECORD_FILE:
+                raise ValueError(f"{p}: expected a directory or a {RECORD_FILE} file")
+            found.add(p.parent)
+            continue
+        if (p / RECORD_FILE).exists():
+            found.add(p)
+        found.update(f.parent for f in p.rglob(RECORD_FILE))
+    return sorted(found)
+
+
+def read_databases(paths: list[str | os.PathLike]) -> ReadReport:
+    report = ReadReport()
+    for d in find_databases(paths):
+        report.extend(read_database(d))
+    for msg in report.problems:
+        logger.warning("skipped: %s", msg)
+    return report
+
+
+def latency_of(run_secs) -> float | None:
+    """Median of run_secs in seconds, or None for a failed measurement."""
+    if not run_secs:
+        return None
+    secs = [float(s) for s in run_secs]
+    med = float(np.median(secs))
+    return med if np.isfinite(med) and 0 < med < FAILED_RUN_SECS else None
+
+
+def read_database(directory: str | os.PathLike) -> ReadReport:
+    directory = Path(directory)
+    report = ReadReport()
+    workloads = _read_workloads(directory / WORKLOAD_FILE, report)
+    record_path = directory / RECORD_FILE
+    with open(record_path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{record_path}:{lineno}"
+            try:
+                obj = json.loads(line)
+                wl_index, rec_json = obj
+                if wl_index not in workloads:
+                    raise ValueError(f"refers to workload #{wl_index}, which {WORKLOAD_FILE} does not define")
+                workload, key = workloads[wl_index]
+                record = ms.database.TuningRecord.from_json(rec_json, workload)
+            except Exception as e:  # noqa: BLE001 - any malformed line is reported and skipped
+                report.problems.append(f"{where}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
+            lat = latency_of(record.run_secs)
+            report.n_failed += lat is None
+            report.records.append(MeasuredRecord(key, directory.name, record, lat, where))
+    return report
+
+
+def _read_workloads(path: Path, report: ReadReport) -> dict[int, tuple[ms.database.Workload, str]]:
+    workloads = {}
+    if not path.exists():
+        report.problems.append(f"{path}: missing; the records beside it cannot be read")
+        return workloads
+    index = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                workload = ms.database.Workload.from_json(json.loads(line))
+                workloads[index] = (workload, shash2hex(workload.mod))
+            except Exception as e:  # noqa: BLE001
+                report.problems.append(f"{path}:{lineno}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            index += 1  # record lines refer to workloads by line position, bad lines included
+    return workloads

@@ -1,0 +1,94 @@
+"""The CDMPP predictor: a transformer over a program's compact-AST leaves -> latency.
+
+    leaf features (B, L, F) --standardize--> Linear(F, d_model) + sinusoidal PE(pre-order position)
+      -> TransformerEncoder (pre-LN, key padding mask) -> masked mean and max pooling
+      -> program embedding (B, embed_dim)  (+ device embedding of the device descriptor)
+      -> MLP regressor -> transformed latency (B,)
+
+Differences from the original (see shared/notes/cdmpp-original.md): leaves are padded and masked, so
+programs of any leaf count share one model (the original kept only 5-leaf programs); pooling instead
+of a per-leaf-count flatten layer; an input projection so d_model is a free hyperparameter.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ..features import FEATURE_DIM, sinusoidal_encoding
+from ..device import DEVICE_DESCRIPTOR_DIM
+
+
+@dataclass
+class ModelConfig:
+    feature_dim: int = FEATURE_DIM
+    device_dim: int = DEVICE_DESCRIPTOR_DIM
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 256
+    dropout: float = 0.1
+    embed_dim: int = 128
+    regressor_hidden: list[int] = field(default_factory=lambda: [256, 128])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+class CDMPPNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        # Feature standardization, fitted on training data (set_feature_scaler) and saved with the weights.
+        self.register_buffer("feature_mean", torch.zeros(cfg.feature_dim))
+        self.register_buffer("feature_std", torch.ones(cfg.feature_dim))
+        self.input_proj = nn.Linear(cfg.feature_dim, cfg.d_model)
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.embed = nn.Sequential(nn.Linear(2 * cfg.d_model, cfg.embed_dim), nn.GELU())
+        self.device_embed = nn.Sequential(nn.Linear(cfg.device_dim, cfg.embed_dim), nn.GELU(),
+                                          nn.Linear(cfg.embed_dim, cfg.embed_dim))
+        hidden = [cfg.embed_dim] + list(cfg.regressor_hidden)
+        self.regressor = nn.Sequential(_mlp(hidden, cfg.dropout), nn.Linear(hidden[-1], 1))
+
+    def set_feature_scaler(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feature_mean.copy_(mean)
+        # Constant columns (std 0) would divide by zero; they carry no information anyway.
+        self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def embedding(self, features: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
+                  device: torch.Tensor | None = None) -> torch.Tensor:
+        """features (B, L, F), positions (B, L) int, mask (B, L) bool (True = real leaf),
+        device (B, device_dim) or None -> program embedding (B, embed_dim)."""
+        x = (features - self.feature_mean) / self.feature_std
+        x = self.input_proj(x) + sinusoidal_encoding(positions, self.cfg.d_model)
+        x = self.norm(self.encoder(x, src_key_padding_mask=~mask))
+        m = mask.unsqueeze(-1).to(x.dtype)
+        mean = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+        mx = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+        z = self.embed(torch.cat([mean, mx], dim=-1))
+        if device is not None:
+            z = z + self.device_embed(device)
+        return z
+
+    def forward(self, features, positions, mask, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (prediction of the transformed latency (B,), program embedding (B, embed_dim))."""
+        z = self.embedding(features, positions, mask, device)
+        return self.regressor(z).squeeze(-1), z

@@ -1,0 +1,111 @@
+"""The network, the label transform and checkpoints (no tuning here)."""
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from cdmpp_tvm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cdmpp_tvm.features import FEATURE_DIM, CompactAST, sinusoidal_encoding
+from cdmpp_tvm.model import CDMPPNet, LabelTransform, ModelConfig
+from cdmpp_tvm.model.inference import predict_transformed
+from cdmpp_tvm.model.training import TrainConfig, TrainingData, split_by_group, train
+
+SMALL = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, embed_dim=32, regressor_hidden=[32])
+
+
+def _ast(n_leaves: int, seed: int) -> CompactAST:
+    rng = np.random.default_rng(seed)
+    return CompactAST(rng.normal(size=(n_leaves, FEATURE_DIM)).astype(np.float32),
+                      np.arange(1, n_leaves + 1, dtype=np.int32) * 2, np.zeros(1, np.int32), np.zeros(1, np.int32),
+                      np.ones(1, np.int32))
+
+
+def test_sinusoidal_encoding_is_the_standard_one():
+    pe = sinusoidal_encoding(torch.tensor([0, 3, 7]), 8)
+    for r, p in enumerate([0, 3, 7]):
+        for k in range(4):
+            angle = p / 10000 ** (2 * k / 8)
+            assert math.isclose(pe[r, 2 * k].item(), math.sin(angle), abs_tol=1e-6)
+            assert math.isclose(pe[r, 2 * k + 1].item(), math.cos(angle), abs_tol=1e-6)
+
+
+def test_padding_does_not_change_a_prediction():
+    torch.manual_seed(0)
+    model = CDMPPNet(SMALL).eval()
+    short, long = _ast(2, 1), _ast(9, 2)
+    alone = predict_transformed(model, [short], None, 8, torch.device("cpu"))
+    padded = predict_transformed(model, [short, long], None, 8, torch.device("cpu"))
+    assert np.allclose(alone[0], padded[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["log", "box-cox"])
+def test_label_transform_round_trip(method):
+    lat = np.exp(np.random.default_rng(0).uniform(np.log(1e-6), np.log(1.0), 200))
+    lt = LabelTransform.fit(lat, method)
+    y = lt.transform(lat)
+    assert abs(y.mean()) < 1e-6 and abs(y.std() - 1) < 1e-3
+    assert np.allclose(lt.inverse(y), lat, rtol=1e-6)
+    assert LabelTransform.from_dict(lt.to_dict()) == lt
+    with pytest.raises(ValueError):
+        lt.transform(np.array([1e-3, 0.0]))
+
+
+def test_group_split_never_shares_a_group():
+    groups = np.array(["a"] * 5 + ["b"] * 3 + ["c"] * 4 + ["d"] * 2)
+    tr, va = split_by_group(groups, 0.25, seed=0)
+    assert len(va) and set(groups[tr]).isdisjoint(groups[va])
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(groups)))
+
+
+def _tiny_trained():
+    asts = [_ast(1 + i % 4, i) for i in range(48)]
+    lat = np.exp(np.array([a.leaf_features[:, 0].mean() for a in asts]) - 7)  # learnable from the features
+    data = TrainingData(asts, lat, np.array([f"t{i % 4}" for i in range(48)]))
+    model, lt, hist = train(data, SMALL, TrainConfig(epochs=3, batch_size=16, warmup_steps=2, device="cpu"))
+    return asts, model, lt, hist
+
+
+def test_training_data_shapes_are_validated():
+    with pytest.raises(ValueError, match="latencies"):
+        TrainingData([_ast(1, 0)], np.array([1e-3, 2e-3]), np.array(["t"]))
+    with pytest.raises(ValueError, match="> 0"):
+        TrainingData([_ast(1, 0)], np.array([-1.0]), np.array(["t"]))
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+    asts, model, lt, hist = _tiny_trained()
+    assert len(hist["train_loss"]) == 3
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model, lt, {"name": "test-device"}, {"note": "unit test"})
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # the atomic write cleaned up
+    ck = load_checkpoint(path)
+    before = predict_transformed(model, asts, None, 16, torch.device("cpu"))
+    after = predict_transformed(ck.model, asts, None, 16, torch.device("cpu"))
+    assert np.array_equal(before, after)
+    assert ck.label_transform == lt and ck.device["name"] == "test-device" and ck.info["note"] == "unit test"
+
+
+def test_corrupt_truncated_or_mismatched_checkpoints_fail_clearly(tmp_path):
+    _, model, lt, _ = _tiny_trained()
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, model, lt, {"name": "d"})
+    data = good.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
+    for name in ("trunc.pt", "noise.pt"):
+        with pytest.raises(CheckpointError, match=name):
+            load_checkpoint(tmp_path / name)
+    payload = torch.load(good, weights_only=True)
+    payload["feature_schema"] = "compact-ast-v0"
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="compact-ast-v0"):
+        load_checkpoint(tmp_path / "old.pt")
+    payload = torch.load(good, weights_only=True)
+    payload["state_dict"].pop("input_proj.weight")
+    torch.save(payload, tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        load_checkpoint(tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="neither a file nor a bundled checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,103 @@
+"""Real MetaSchedule tuning with CDMPPCostModel: tiny budgets, real builds and measurements."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cdmpp_tvm import CDMPPCostModel
+from cdmpp_tvm.checkpoint import list_pretrained
+from cdmpp_tvm.tuning import tune
+from cdmpp_tvm.workloads import load_workload
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("scheduler", ["round-robin", "gradient"])
+def test_tune_matmul_and_conv2d(host_target, tmp_path, scheduler):
+    tasks = load_workload("matmul-small", host_target) + load_workload("conv2d-small", host_target)
+    cm = CDMPPCostModel()  # the bundled checkpoint for this target
+    result = tune(tasks, host_target, trials=32, work_dir=str(tmp_path), cost_model=cm, trials_per_iter=8,
+                  task_scheduler=scheduler, progress=False)
+    assert [t.name for t in result.tasks] == ["matmul-small", "conv2d-small"]
+    assert all(t.best_latency_s is not None and t.best_latency_s > 0 for t in result.tasks)
+    assert sum(t.trials for t in result.tasks) == 32
+    s = cm.stats()
+    assert s["fallbacks"] == 0
+    assert s["checkpoint"] is not None and Path(s["checkpoint"]).name.endswith(".pt")
+    assert s["candidates_scored"] > 0 and s["update_calls"] >= 4 and s["online_steps"] > 0
+    assert s["records_seen"] == 32
+    assert 0.0 <= s["cache_hit_rate"] <= 1.0
+
+
+def test_predict_exception_is_a_counted_fallback_and_tuning_finishes(host_target, tmp_path, caplog):
+    cm = CDMPPCostModel(checkpoint="scratch")
+    calls = {"n": 0}
+    real = cm.featurizer.featurize
+
+    def flaky(mods, is_gpu):
+        calls["n"] += 1
+        if calls["n"] % 2 == 1:
+            raise RuntimeError("injected featurizer failure")
+        return real(mods, is_gpu)
+
+    cm.featurizer.featurize = flaky
+    result = tune(load_workload("matmul-small", host_target), host_target, trials=8, work_dir=str(tmp_path),
+                  cost_model=cm, trials_per_iter=8, task_scheduler="round-robin", progress=False)
+    assert result.tasks[0].best_latency_s is not None
+    s = cm.stats()
+    assert s["predict_fallbacks"] >= 1 and s["fallbacks"] == s["predict_fallbacks"] + s["update_fallbacks"]
+    assert "injected featurizer failure" in caplog.text and "matmul-small" in caplog.text
+
+
+def test_oom_splits_the_batch_and_goes_on(monkeypatch):
+    """The CUDA OOM path, exercised on the CPU by making large batches raise OutOfMemoryError."""
+    from cdmpp_tvm.features import FEATURE_DIM, CompactAST
+    from cdmpp_tvm.model import CDMPPNet, ModelConfig
+    from cdmpp_tvm.model.inference import OOMSplitCounter, predict_transformed
+
+    model = CDMPPNet(ModelConfig(d_model=16, n_heads=2, n_layers=1, d_ff=16, embed_dim=16, regressor_hidden=[16]))
+    asts = [CompactAST(np.full((2, FEATURE_DIM), i, np.float32), np.array([1, 2], np.int32), np.zeros(1, np.int32),
+                       np.zeros(1, np.int32), np.ones(1, np.int32)) for i in range(10)]
+    expected = predict_transformed(model, asts, None, 64, torch.device("cpu"))
+    real_forward = model.forward
+
+    def small_memory(features, *args, **kwargs):
+        if features.shape[0] > 3:
+            raise torch.cuda.OutOfMemoryError("injected")
+        return real_forward(features, *args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", small_memory)
+    oom = OOMSplitCounter()
+    got = predict_transformed(model, asts, None, 64, torch.device("cpu"), oom=oom)
+    assert oom.splits >= 3 and np.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_inference_matches_cpu(host_target):
+    from cdmpp_tvm.checkpoint import load_checkpoint
+    from cdmpp_tvm.features import CompactASTFeaturizer
+    from cdmpp_tvm.model.inference import predict_transformed
+    from test_compact_ast import _random_candidates, matmul_16
+    import tvm
+
+    cands = _random_candidates(tvm.IRModule({"main": matmul_16}), host_target, 64)
+    asts = CompactASTFeaturizer().featurize([c.sch.mod for c in cands], is_gpu=False)
+    ck = load_checkpoint(list_pretrained()[0])
+    cpu = predict_transformed(ck.model, asts, None, 16, torch.device("cpu"))
+    gpu = predict_transformed(ck.model.to("cuda"), asts, None, 16, torch.device("cuda"))
+    assert np.allclose(cpu, gpu, atol=1e-3)
+
+
+def test_cli_tune_main_job(tmp_path):
+    work = tmp_path / "work"
+    out = subprocess.run([sys.executable, "-m", "cdmpp_tvm.cli", "tune", "--workload", "matmul-small", "--trials", "8",
+                          "--trials-per-iter", "8", "--work-dir", str(work)], cwd=REPO, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Best latency:" in out.stdout and "MetaSchedule database:" in out.stdout
+    lines = (work / "database_tuning_record.json").read_text().splitlines()
+    assert len(lines) == 8
+    assert "using bundled checkpoint" in out.stderr
