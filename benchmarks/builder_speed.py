@@ -8,6 +8,7 @@ For each workload, N random candidates (ReplayTrace) for the host llvm target ar
   * fast:       tvm_patches.make_builder()  (fast_build)
   * in_process: fast_build called sequentially in this process (no worker start-up at all; a floor)
 Builder construction (LocalBuilder runs a one-worker sanity check) is timed separately from the batch.
+Both builders get the same timeout (see BUILD_TIMEOUT_SEC).
 Writes benchmarks/results/builder_speed.{json,png}. Timings depend on machine load, which is recorded.
 
     python benchmarks/builder_speed.py [--count 32]
@@ -23,12 +24,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tvm  # noqa: E402
-from tvm import te  # noqa: E402
-from tvm.s_tir import meta_schedule as ms  # noqa: E402
-from tvm.s_tir.meta_schedule.testing import te_workload  # noqa: E402
+from tvm import te
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.testing import te_workload
 
-from tvm_patches import (  # noqa: E402
+from tvm_patches import (
     check_tvm_versions,
     fast_build,
     host_target,
@@ -43,13 +43,22 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 
 WORKLOADS = {
     # ResNet-18 3x3 layer: NHWC 1x56x56x64 -> 64, stride 1, pad 1
-    "conv2d_nhwc_56x56x64_3x3": lambda: te_workload.conv2d_nhwc(1, 56, 56, 64, 64, 3, 3, 1, 1),
+    "conv2d_nhwc_56x56x64_3x3": lambda: te_workload.conv2d_nhwc(
+        1, 56, 56, 64, 64, 3, 3, 1, 1
+    ),
     "matmul_512": lambda: te_workload.matmul(512, 512, 512),
 }
 
+# Same generous timeout for both. With LocalBuilder's own 30 s, the default builder's workers,
+# which import the intrinsics inside the (timed) first build task, time out on every candidate
+# when the machine is loaded, and the batch would measure timeouts, not builds.
+BUILD_TIMEOUT_SEC = 600.0
+
 BUILDERS = {
-    "default": lambda: ms.builder.LocalBuilder(max_workers=physical_cores()),
-    "fast": make_builder,
+    "default": lambda: ms.builder.LocalBuilder(
+        max_workers=physical_cores(), timeout_sec=BUILD_TIMEOUT_SEC
+    ),
+    "fast": lambda: make_builder(timeout_sec=BUILD_TIMEOUT_SEC),
 }
 
 
@@ -85,11 +94,14 @@ def plot(report: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, kind in enumerate(series):
         values = [
-            report["workloads"][n][kind]["build_s"] if kind != "in_process"
+            report["workloads"][n][kind]["build_s"]
+            if kind != "in_process"
             else report["workloads"][n]["in_process_s"]
             for n in names
         ]
-        bars = ax.bar([x + i * width for x in range(len(names))], values, width, label=kind)
+        bars = ax.bar(
+            [x + i * width for x in range(len(names))], values, width, label=kind
+        )
         ax.bar_label(bars, fmt="%.1f s", fontsize=8)
     ax.set_xticks([x + width for x in range(len(names))], names)
     ax.set_ylabel(f"seconds to build {report['count']} candidates")
@@ -114,17 +126,25 @@ def main() -> None:
     register_tensor_intrinsics(target)  # so sampling here does not pay the full import
     report = {
         "tvm_versions": versions,
-        "target": {"mcpu": str(target.attrs["mcpu"]), "num_cores": int(target.attrs["num-cores"])},
+        "target": {
+            "mcpu": str(target.attrs["mcpu"]),
+            "num_cores": int(target.attrs["num-cores"]),
+        },
         "count": args.count,
         "max_workers": physical_cores(),
+        "build_timeout_sec": BUILD_TIMEOUT_SEC,
         "loadavg_before": os.getloadavg(),
         "workloads": {},
     }
     for name, make_workload in WORKLOADS.items():
-        candidates = sample_candidates(te.create_prim_func(make_workload()), target, args.count,
-                                       seed=args.seed)
+        candidates = sample_candidates(
+            te.create_prim_func(make_workload()), target, args.count, seed=args.seed
+        )
         inputs = [ms.builder.BuilderInput(c.sch.mod, target) for c in candidates]
-        entry = {"candidates": len(candidates), "in_process_s": time_in_process(candidates, target)}
+        entry = {
+            "candidates": len(candidates),
+            "in_process_s": time_in_process(candidates, target),
+        }
         for kind, make in BUILDERS.items():
             entry[kind] = time_builder(make, inputs)
             entry[kind]["loadavg_after"] = os.getloadavg()

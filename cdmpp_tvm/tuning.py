@@ -67,8 +67,12 @@ class _TrialProgress(ms.measure_callback.PyMeasureCallback):
 
 def tune(tasks: list[Task], target: tvm.target.Target, trials: int, work_dir: str, cost_model,
          trials_per_iter: int = 32, task_scheduler: str = "gradient", builder=None, runner=None,
-         seed: int = 0, progress: bool = True, num_threads: int | str = "physical") -> TuneResult:
-    """Tune ``tasks`` for ``trials`` measured candidates in total (``max_trials_global``)."""
+         seed: int = 0, progress: bool = True, num_threads: int | str = "physical",
+         population_size: int = 512) -> TuneResult:
+    """Tune ``tasks`` for ``trials`` measured candidates in total (``max_trials_global``).
+
+    ``population_size`` is the evolutionary search's population (MetaSchedule's default 512; every
+    search round scores 5 x that many candidates, so tiny test runs use less)."""
     if not tasks:
         raise ValueError("tune: no tasks to tune")
     if trials < 1:
@@ -78,7 +82,8 @@ def tune(tasks: list[Task], target: tvm.target.Target, trials: int, work_dir: st
     os.makedirs(work_dir, exist_ok=True)  # JSONDatabase does not create its directory
     names = [t.name for t in tasks]
     contexts = [
-        ms.TuneContext(mod=t.mod, target=target, space_generator="post-order-apply", search_strategy="evolutionary",
+        ms.TuneContext(mod=t.mod, target=target, space_generator="post-order-apply",
+                       search_strategy=ms.search_strategy.EvolutionarySearch(population_size=population_size),
                        task_name=t.name, logger=lg, rand_state=rs, num_threads=num_threads).clone()
         for t, lg, rs in zip(tasks, ms.logging.get_loggers_from_work_dir(work_dir, names),
                              ms.utils.fork_seed(seed, n=len(tasks)))

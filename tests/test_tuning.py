@@ -20,7 +20,7 @@ def test_tune_matmul_and_conv2d(host_target, tmp_path, scheduler):
     tasks = load_workload("matmul-small", host_target) + load_workload("conv2d-small", host_target)
     cm = CDMPPCostModel()  # the bundled checkpoint for this target
     result = tune(tasks, host_target, trials=32, work_dir=str(tmp_path), cost_model=cm, trials_per_iter=8,
-                  task_scheduler=scheduler, progress=False)
+                  task_scheduler=scheduler, progress=False, population_size=64)
     assert [t.name for t in result.tasks] == ["matmul-small", "conv2d-small"]
     assert all(t.best_latency_s is not None and t.best_latency_s > 0 for t in result.tasks)
     assert sum(t.trials for t in result.tasks) == 32
@@ -45,7 +45,8 @@ def test_predict_exception_is_a_counted_fallback_and_tuning_finishes(host_target
 
     cm.featurizer.featurize = flaky
     result = tune(load_workload("matmul-small", host_target), host_target, trials=8, work_dir=str(tmp_path),
-                  cost_model=cm, trials_per_iter=8, task_scheduler="round-robin", progress=False)
+                  cost_model=cm, trials_per_iter=8, task_scheduler="round-robin", progress=False,
+                  population_size=64)
     assert result.tasks[0].best_latency_s is not None
     s = cm.stats()
     assert s["predict_fallbacks"] >= 1 and s["fallbacks"] == s["predict_fallbacks"] + s["update_fallbacks"]
@@ -94,7 +95,7 @@ def test_gpu_inference_matches_cpu(host_target):
 def test_cli_tune_main_job(tmp_path):
     work = tmp_path / "work"
     out = subprocess.run([sys.executable, "-m", "cdmpp_tvm.cli", "tune", "--workload", "matmul-small", "--trials", "8",
-                          "--trials-per-iter", "8", "--work-dir", str(work)], cwd=REPO, capture_output=True, text=True,
+                          "--trials-per-iter", "8", "--population-size", "64", "--work-dir", str(work)], cwd=REPO, capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Best latency:" in out.stdout and "MetaSchedule database:" in out.stdout

@@ -23,12 +23,12 @@ check_tvm_versions()
 
 # Imported eagerly, not lazily: the function host_target shares its name with its module, and a
 # lazy export would be shadowed by the submodule attribute once any module imported it.
-from .candidates import sample_candidates  # noqa: E402
-from .fast_builder import fast_build, make_builder  # noqa: E402
-from .host_target import host_target, physical_cores, resolve_target  # noqa: E402
-from .json_database import open_json_database  # noqa: E402
-from .quiet_logging import quiet_metaschedule_logging  # noqa: E402
-from .tensor_intrin import loaded_tensor_intrin_submodules, register_tensor_intrinsics  # noqa: E402
+from .candidates import sample_candidates
+from .fast_builder import fast_build, make_builder
+from .host_target import host_target, physical_cores, resolve_target
+from .json_database import open_json_database
+from .quiet_logging import quiet_metaschedule_logging
+from .tensor_intrin import loaded_tensor_intrin_submodules, register_tensor_intrinsics
 
 __all__ = [
     "REQUIRED_VERSIONS",

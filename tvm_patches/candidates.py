@@ -30,10 +30,11 @@ def sample_candidates(
 
     Like any TuneContext, this imports every backend's tensor intrinsics (~60 s) unless
     ``register_tensor_intrinsics`` was called first; that is left to the caller, because for a
-    CUDA target it means that same full import. Passing
+    CUDA target it means that same full import. The default rules for the nvidia/nvidia-h100 tag
+    are the tensor-core ones and fail without the CUDA intrinsics ("TensorIntrin
+    'wmma_fill_16x16x16_f32' is not registered"); the plain CUDA rules,
     ``space_generator=ms.space_generator.PostOrderApply(sch_rules="cuda", postprocs="cuda",
-    mutator_probs="cuda")`` avoids it: those rules use no intrinsics, while the default rules for
-    tensor-core GPUs (sm_70 and up, e.g. the nvidia/nvidia-h100 tag) need the CUDA ones.
+    mutator_probs="cuda")``, need none, so with the llvm stand-in in place they skip the import.
     """
     context = ms.TuneContext(
         mod=mod,

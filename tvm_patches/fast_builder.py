@@ -5,14 +5,17 @@ For apache-tvm 0.27.0.post1.
 Why: ``LocalBuilder`` starts fresh worker processes for every batch, and its default build
 function (``s_tir.meta_schedule.builder.default_build``) begins with ``import
 tvm.s_tir.tensor_intrin``, which parses the intrinsics of every backend (about 55 s for the CUDA
-ones alone on a 2-core box), in every worker, for every batch. Building a candidate does not need
-them: a tensorized candidate already carries the intrinsic's implementation inlined in its TIR, so
-``fast_build`` below is ``default_build`` without that import.
+ones alone on a 2-core box), in every worker, for every batch. The import runs inside the first
+build task of each worker, so it counts against LocalBuilder's 30 s per-candidate timeout: on a
+busy 2-core machine (import 55-75 s) every candidate of the batch failed as "Timeout".
+Building a candidate does not need the intrinsics: a tensorized candidate already carries the
+intrinsic's implementation in its TIR (verified: wmma fp16 candidates for nvidia/nvidia-h100 build
+in workers that never import them), so ``fast_build`` is ``default_build`` without that import.
 
 Checked in 0.27.0.post1 ``builder/local_builder.py``: the default export (``default_export``: tar
 the module into a temp dir) and the default initializer (None) import nothing slow, so only the
-build function is replaced. What each worker still pays per batch is ``import tvm`` (about 2-6 s
-here, depending on load, ~1 s of it being torch imported by tvm_ffi).
+build function is replaced. What each worker still pays per batch is ``import tvm`` (2-8 s here,
+depending on load; about 2 s of it is torch, which tvm_ffi imports unconditionally).
 """
 
 from __future__ import annotations

@@ -41,7 +41,9 @@ def installed_tvm_versions() -> dict[str, str | None]:
     return versions
 
 
-def check_tvm_versions(installed: Mapping[str, str | None] | None = None) -> dict[str, str | None]:
+def check_tvm_versions(
+    installed: Mapping[str, str | None] | None = None,
+) -> dict[str, str | None]:
     """Raise RuntimeError unless apache-tvm and apache-tvm-ffi are exactly the required versions.
 
     ``installed`` maps distribution name to version (None = not installed); it defaults to what

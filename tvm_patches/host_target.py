@@ -60,7 +60,9 @@ def resolve_target(spec: str) -> Target:
         return _target_from_json(spec, text)
     if isinstance(text, str) and text in _tag_names():
         return Target(text)
-    raise ValueError(f"Unrecognised target spec {spec!r}. Accepted forms: {ACCEPTED_SPEC_FORMS}.")
+    raise ValueError(
+        f"Unrecognised target spec {spec!r}. Accepted forms: {ACCEPTED_SPEC_FORMS}."
+    )
 
 
 def _target_from_json(spec: str, text: str) -> Target:
@@ -74,7 +76,7 @@ def _target_from_json(spec: str, text: str) -> Target:
     if target.kind.name == "llvm" and "mcpu" not in config:
         warnings.warn(
             f"Target spec {spec!r} has no mcpu: LLVM will emit generic x86-64 code, which runs "
-            f"about 4x slower. Add \"mcpu\": \"{tvm.target.codegen.llvm_get_system_cpu()}\" "
+            f'about 4x slower. Add "mcpu": "{tvm.target.codegen.llvm_get_system_cpu()}" '
             'or use "host".',
             stacklevel=3,
         )

@@ -24,7 +24,8 @@ def open_json_database(
     module_equality: str = "structural",
 ) -> ms.database.JSONDatabase:
     """``ms.database.JSONDatabase`` with the same arguments, after creating missing parent dirs."""
-    if allow_missing:  # with allow_missing=False a missing file should still be an error
+    # With allow_missing=False a missing file must still be an error, so create nothing.
+    if allow_missing:
         if work_dir is not None:
             os.makedirs(work_dir, exist_ok=True)
         for path in (path_workload, path_tuning_record):

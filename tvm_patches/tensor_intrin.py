@@ -71,7 +71,9 @@ def loaded_tensor_intrin_submodules() -> list[str]:
     if not getattr(package, _STAND_IN_MARK, False):
         return ["*"]
     prefix = PACKAGE + "."
-    return sorted(name[len(prefix) :] for name in sys.modules if name.startswith(prefix))
+    return sorted(
+        name[len(prefix) :] for name in sys.modules if name.startswith(prefix)
+    )
 
 
 def _llvm_submodule_for(target: Target) -> str | None:
@@ -94,11 +96,14 @@ def _import_submodule_behind_stand_in(submodule: str) -> None:
 
 
 def _make_stand_in() -> types.ModuleType:
-    spec = importlib.util.find_spec(PACKAGE)  # imports tvm.s_tir, not the package itself
+    # find_spec imports the parent (tvm.s_tir), not the package itself.
+    spec = importlib.util.find_spec(PACKAGE)
     stand_in = types.ModuleType(
-        PACKAGE, "Partial stand-in for tvm.s_tir.tensor_intrin, installed by tvm_patches."
+        PACKAGE,
+        "Partial stand-in for tvm.s_tir.tensor_intrin, installed by tvm_patches.",
     )
-    stand_in.__path__ = list(spec.submodule_search_locations)  # makes submodule imports work
+    # A __path__ is what lets `import tvm.s_tir.tensor_intrin.x86` find the real submodule.
+    stand_in.__path__ = list(spec.submodule_search_locations)
     setattr(stand_in, _STAND_IN_MARK, True)
     return stand_in
 

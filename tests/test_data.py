@@ -1,0 +1,114 @@
+"""Data collection and reading: real measurements with tiny budgets."""
+import json
+import shutil
+
+import pytest
+from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
+
+from cdmpp_tvm.data.collect import MANIFEST, CollectConfig, RPCSettings, collect, task_dir_name
+from cdmpp_tvm.data.feature_cache import CACHE_FILE, load_cached_training_data
+from cdmpp_tvm.data.reader import RECORD_FILE, find_databases, read_databases
+from cdmpp_tvm.workloads import load_suite, load_workload
+
+TINY = CollectConfig(random_trials=4, evolutionary_trials=4, trials_per_iter=4, population_size=32, min_repeat_ms=5)
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory, host_target):
+    out = tmp_path_factory.mktemp("collected")
+    tasks = load_suite("ci-tiny", host_target)
+    manifest = collect(tasks, host_target, out, TINY, progress=False)
+    return out, tasks, manifest
+
+
+def test_collect_two_tasks_end_to_end(collected, host_target):
+    out, tasks, manifest = collected
+    assert len(tasks) == 2
+    assert manifest["totals"]["tasks"] == 2 and manifest["totals"]["records"] == 16
+    t = manifest["totals"]
+    assert t["valid"] + t["build_failed"] + t["run_failed"] == 16 and t["valid"] > 0
+    assert manifest["target"]["mcpu"] == host_target.attrs["mcpu"]
+    assert manifest["tvm_version"] == "0.27.0.post1" and manifest["settings"]["min_repeat_ms"] == 5
+    for task in tasks:
+        d = out / task_dir_name(task)
+        state = json.loads((d / "task.json").read_text())
+        assert state["status"] == "done" and state["tags"] == list(task.tags)
+        assert state["phases"]["random"]["done"] and state["phases"]["evolutionary"]["done"]
+    assert len(find_databases([out])) == 2
+    # Resume: everything is done, so nothing is measured again.
+    again = collect(tasks, host_target, out, TINY, progress=False)
+    assert again["last_run"]["tasks"] == 0 and again["totals"]["records"] == 16
+
+
+def test_reader_reports_corrupt_lines_and_counts_failures(collected, tmp_path):
+    out, tasks, _ = collected
+    src = out / task_dir_name(tasks[0])
+    db = tmp_path / "damaged"
+    shutil.copytree(src, db)
+    lines = (db / RECORD_FILE).read_text().splitlines()
+    good = json.loads(lines[0])
+    failed = [good[0], [good[1][0], [1e10], good[1][2], good[1][3]]]
+    lines[1] = lines[1][: len(lines[1]) // 2]  # truncated
+    lines[2] = "not json at all"
+    lines.insert(3, json.dumps([7, good[1]]))  # refers to a workload that does not exist
+    lines.append(json.dumps(failed))
+    (db / RECORD_FILE).write_text("\n".join(lines) + "\n")
+    report = read_databases([tmp_path])
+    bad = sorted(p.split(": ")[0].rsplit(":", 1)[1] for p in report.problems)
+    assert bad == ["2", "3", "4"]
+    assert all(str(db / RECORD_FILE) in p for p in report.problems)
+    assert len(report.records) == len(lines) - 3 and report.n_failed >= 1
+    assert report.records[-1].latency_s is None
+    data, facts = load_cached_training_data([tmp_path])
+    assert len(data) == report.n_valid and (data.latencies > 0).all() and facts["n_failed"] == report.n_failed
+    assert (db / CACHE_FILE).exists()
+    # The cache is keyed by record: changing the database makes it stale, and it is rebuilt.
+    with open(db / RECORD_FILE, "a") as f:
+        f.write(json.dumps(good) + "\n")
+    data2, _ = load_cached_training_data([tmp_path])
+    assert len(data2) == len(data) + 1
+
+
+def test_collect_through_a_local_rpc_tracker(host_target, tmp_path):
+    rpc = LocalRPC(tracker_key="cdmpp-test", silent=True)
+    try:
+        cfg = CollectConfig(random_trials=4, evolutionary_trials=0, trials_per_iter=4, min_repeat_ms=5)
+        manifest = collect(load_workload("matmul-small", host_target), host_target, tmp_path, cfg,
+                           rpc=RPCSettings(rpc.tracker_host, rpc.tracker_port, rpc.tracker_key), progress=False)
+    finally:
+        del rpc
+    assert manifest["rpc"]["key"] == "cdmpp-test"
+    assert manifest["totals"]["valid"] == 4
+    assert json.loads((tmp_path / MANIFEST).read_text())["totals"]["records"] == 4
+
+
+def _fake_task(root, name, workload, tags, device="llvm/test"):
+    from pathlib import Path
+    d = Path(root) / device.replace("/", "_") / name
+    d.mkdir(parents=True)
+    (d / RECORD_FILE).write_text("")
+    (d / "task.json").write_text(json.dumps({"name": name, "workload": workload, "tags": tags}))
+    (d.parent / MANIFEST).write_text(json.dumps({"device": device}))
+
+
+def test_cross_model_split_has_no_task_leakage(tmp_path):
+    from cdmpp_tvm.data.splits import cross_device_split, cross_model_split, index_tasks, read_split, write_split
+
+    _fake_task(tmp_path, "conv_a", "w1", ["resnet18", "resnet50"])  # shared with the held-out network
+    _fake_task(tmp_path, "conv_b", "w2", ["resnet50"])
+    _fake_task(tmp_path, "dense", "w3", ["bert_base_layer"])
+    _fake_task(tmp_path, "conv_a_again", "w1", ["C2D-0"])  # the same workload collected from another suite
+    _fake_task(tmp_path, "dense", "w3", ["bert_base_layer"], device="cuda/sm_90a")
+    tasks = index_tasks(tmp_path)
+    split = cross_model_split(tasks, ["resnet18"])
+    names = {d.rsplit("/", 1)[1] for d in split["test"]}
+    assert names == {"conv_a", "conv_a_again"}
+    by_dir = {str(t.path.relative_to(split["root"])): t.workload for t in tasks}
+    assert {by_dir[d] for d in split["train"]}.isdisjoint({by_dir[d] for d in split["test"]})
+    write_split(split, tmp_path / "splits" / "s.json")
+    train, test = read_split(tmp_path / "splits" / "s.json")
+    assert len(train) == 3 and len(test) == 2 and all(p.exists() for p in train + test)
+    with pytest.raises(ValueError, match="occur in no task"):
+        cross_model_split(tasks, ["vgg16"])
+    dev = cross_device_split(tasks, ["cuda/sm_90a"])
+    assert [d.split("/")[0] for d in dev["test"]] == ["cuda_sm_90a"]
