@@ -35,22 +35,12 @@ from cdmpp_tvm import CDMPPCostModel  # noqa: E402
 from cdmpp_tvm.features import CompactASTFeaturizer  # noqa: E402
 from cdmpp_tvm.model.inference import predict_transformed, torch_threads  # noqa: E402
 from cdmpp_tvm.workloads import load_workload  # noqa: E402
+from tvm_patches.candidates import sample_candidates  # noqa: E402
 from tvm_patches.host_target import host_target  # noqa: E402
 from tvm_patches.quiet_logging import quiet_metaschedule_logging  # noqa: E402
 from tvm_patches.tensor_intrin import register_tensor_intrinsics  # noqa: E402
 
 CALL_SIZE = 512  # the evolutionary search's population per predict call
-
-
-def sample_candidates(mod, target, n: int, seed: int) -> tuple[ms.TuneContext, list]:
-    ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                         search_strategy=ms.search_strategy.ReplayTrace(), task_name="main", num_threads="physical",
-                         rand_state=seed)
-    ctx.pre_tuning(max_trials=n, num_trials_per_iter=n, design_spaces=ctx.generate_design_space(),
-                   database=ms.database.MemoryDatabase(), cost_model=ms.cost_model.RandomModel())
-    cands = list(ctx.generate_measure_candidates())
-    ctx.post_tuning()
-    return ctx, cands
 
 
 def timed_predict(model, ctx, cands) -> float:
@@ -96,7 +86,8 @@ def main() -> None:
     rows = []
     for name in ("conv2d", "matmul"):
         mod = load_workload(name, target)[0].mod
-        ctx, cands = sample_candidates(mod, target, args.candidates + 128, seed=1)
+        cands = sample_candidates(mod, target, args.candidates + 128, seed=1)
+        ctx = ms.TuneContext(mod=mod, target=target, task_name=name, num_threads="physical")
         train, cands = cands[:128], cands[128:]
         xgb_s = timed_predict(trained_xgb(ctx, train), ctx, cands)
         cdmpp = CDMPPCostModel()

@@ -194,7 +194,12 @@ def _add_split(sub) -> None:
 
 
 def _cmd_split(args) -> int:
-    from .data.splits import cross_device_split, cross_model_split, index_tasks, write_split
+    from .data.splits import (
+        cross_device_split,
+        cross_model_split,
+        index_tasks,
+        write_split,
+    )
 
     tasks = index_tasks(args.dataset)
     split = cross_model_split(tasks, args.held_out) if args.held_out else cross_device_split(tasks, args.test_devices)

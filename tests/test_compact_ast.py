@@ -1,12 +1,23 @@
 """The compact-AST featurizer on TIR whose tree we know by construction."""
 import numpy as np
 import tvm
-from tvm.s_tir import meta_schedule as ms
 from tvm.script import tirx as T
 
-from cdmpp_tvm.features import (FEATURE_DIM, FEATURE_NAMES, CompactASTFeaturizer, collate,
-                                extract_compact_ast)
-from cdmpp_tvm.features.compact_ast import NODE_ROOT, NODE_SERIAL, NODE_STORE, NODE_VECTORIZED, slog
+from cdmpp_tvm.features import (
+    FEATURE_DIM,
+    FEATURE_NAMES,
+    CompactASTFeaturizer,
+    collate,
+    extract_compact_ast,
+)
+from cdmpp_tvm.features.compact_ast import (
+    NODE_ROOT,
+    NODE_SERIAL,
+    NODE_STORE,
+    NODE_VECTORIZED,
+    slog,
+)
+from tvm_patches.candidates import sample_candidates
 
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
@@ -69,19 +80,9 @@ def test_sibling_nests_vectorize_and_math_functions():
     assert np.isclose(first[COL["float_mul"]], slog(8))
 
 
-def _random_candidates(mod, target, n):
-    ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                         search_strategy=ms.search_strategy.ReplayTrace(), task_name="main", num_threads=1, rand_state=1)
-    ctx.pre_tuning(max_trials=n, num_trials_per_iter=n, design_spaces=ctx.generate_design_space(),
-                   database=ms.database.MemoryDatabase(), cost_model=ms.cost_model.RandomModel())
-    cands = list(ctx.generate_measure_candidates())
-    ctx.post_tuning()
-    return cands
-
-
 def test_scheduled_candidates_cache_and_padding(host_target):
     mod = tvm.IRModule({"main": matmul_16})
-    cands = _random_candidates(mod, host_target, 8)
+    cands = sample_candidates(mod, host_target, 8, seed=1)
     fz = CompactASTFeaturizer()
     asts = fz.featurize([c.sch.mod for c in cands], is_gpu=False)
     assert fz.misses == len({tvm.ir.save_json(c.sch.mod) for c in cands}) and fz.hits == len(cands) - fz.misses

@@ -5,7 +5,13 @@ import shutil
 import pytest
 from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
 
-from cdmpp_tvm.data.collect import MANIFEST, CollectConfig, RPCSettings, collect, task_dir_name
+from cdmpp_tvm.data.collect import (
+    MANIFEST,
+    CollectConfig,
+    RPCSettings,
+    collect,
+    task_dir_name,
+)
 from cdmpp_tvm.data.feature_cache import CACHE_FILE, load_cached_training_data
 from cdmpp_tvm.data.reader import RECORD_FILE, find_databases, read_databases
 from cdmpp_tvm.workloads import load_suite, load_workload
@@ -92,7 +98,13 @@ def _fake_task(root, name, workload, tags, device="llvm/test"):
 
 
 def test_cross_model_split_has_no_task_leakage(tmp_path):
-    from cdmpp_tvm.data.splits import cross_device_split, cross_model_split, index_tasks, read_split, write_split
+    from cdmpp_tvm.data.splits import (
+        cross_device_split,
+        cross_model_split,
+        index_tasks,
+        read_split,
+        write_split,
+    )
 
     _fake_task(tmp_path, "conv_a", "w1", ["resnet18", "resnet50"])  # shared with the held-out network
     _fake_task(tmp_path, "conv_b", "w2", ["resnet50"])

@@ -78,13 +78,14 @@ def test_oom_splits_the_batch_and_goes_on(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_inference_matches_cpu(host_target):
+    from test_compact_ast import matmul_16
+
     from cdmpp_tvm.checkpoint import load_checkpoint
     from cdmpp_tvm.features import CompactASTFeaturizer
     from cdmpp_tvm.model.inference import predict_transformed
-    from test_compact_ast import _random_candidates, matmul_16
-    import tvm
+    from tvm_patches.candidates import sample_candidates
 
-    cands = _random_candidates(tvm.IRModule({"main": matmul_16}), host_target, 64)
+    cands = sample_candidates(matmul_16, host_target, 64, seed=1)
     asts = CompactASTFeaturizer().featurize([c.sch.mod for c in cands], is_gpu=False)
     ck = load_checkpoint(list_pretrained()[0])
     cpu = predict_transformed(ck.model, asts, None, 16, torch.device("cpu"))
@@ -102,3 +103,35 @@ def test_cli_tune_main_job(tmp_path):
     lines = (work / "database_tuning_record.json").read_text().splitlines()
     assert len(lines) == 8
     assert "using bundled checkpoint" in out.stderr
+
+
+def test_guard_keeps_the_pretrained_model_after_noisy_updates(host_target):
+    """Measurements that contradict a good pretrained model for a while must not take over predictions."""
+    from scipy.stats import spearmanr
+    from tvm.s_tir import meta_schedule as ms
+
+    from cdmpp_tvm import OnlineConfig
+    from tvm_patches.candidates import sample_candidates
+
+    task = load_workload("conv2d-small", host_target)[0]
+    cands = sample_candidates(task.mod, host_target, 96, seed=3)
+    ctx = ms.TuneContext(mod=task.mod, target=host_target, task_name=task.name)
+    cm = CDMPPCostModel(online=OnlineConfig(time_budget_s=10.0, max_steps_per_update=8))
+    # The "true" latencies are the pretrained model's own view, so it is the right model here.
+    truth = 1e-3 / cm.predict(ctx, cands)
+
+    def measured(lat):
+        return [ms.runner.RunnerResult(run_secs=[float(x)], error_msg=None) for x in lat]
+
+    for b in range(2):  # noisy measurements: the order of the truth, reversed
+        sl = slice(16 * b, 16 * (b + 1))
+        cm.update(ctx, cands[sl], measured(truth[sl].max() + truth[sl].min() - truth[sl]))
+    for b in range(2, 5):  # then honest ones
+        sl = slice(16 * b, 16 * (b + 1))
+        cm.update(ctx, cands[sl], measured(truth[sl]))
+    s = cm.stats()
+    assert s["online_steps"] > 0 and s["update_fallbacks"] == 0
+    assert s["guard_uses_anchor"]
+    held_out = cands[80:]
+    rho = spearmanr(cm.predict(ctx, held_out), 1.0 / truth[80:]).statistic
+    assert rho > 0.99

@@ -34,11 +34,22 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 from tvm.s_tir.meta_schedule.utils import shash2hex
 
-from ..checkpoint import Checkpoint, load_checkpoint, pretrained_for_target, save_checkpoint
+from ..checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    pretrained_for_target,
+    save_checkpoint,
+)
 from ..device import device_descriptor, device_name
 from ..features import CompactAST, CompactASTFeaturizer, is_gpu_target
 from ..model import CDMPPNet, LabelTransform, ModelConfig
-from ..model.inference import OOMSplitCounter, default_torch_device, predict_transformed, to_tensors, torch_threads
+from ..model.inference import (
+    OOMSplitCounter,
+    default_torch_device,
+    predict_transformed,
+    to_tensors,
+    torch_threads,
+)
 from ..model.training import regression_loss
 
 logger = logging.getLogger("cdmpp_tvm.cost_model")

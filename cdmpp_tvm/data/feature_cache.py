@@ -24,7 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..device import device_descriptor
-from ..features import FEATURE_DIM, FEATURE_SCHEMA_VERSION, CompactAST, CompactASTFeaturizer, is_gpu_target
+from ..features import (
+    FEATURE_DIM,
+    FEATURE_SCHEMA_VERSION,
+    CompactAST,
+    CompactASTFeaturizer,
+    is_gpu_target,
+)
 from ..model.training import TrainingData
 from .reader import RECORD_FILE, find_databases, read_database
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..features import FEATURE_DIM, sinusoidal_encoding
 from ..device import DEVICE_DESCRIPTOR_DIM
+from ..features import FEATURE_DIM, sinusoidal_encoding
 
 
 @dataclass

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import tvm
 
-from .networks import legalize_and_fuse, list_networks, network_relax_module, network_tag, network_tasks
+from .networks import (
+    legalize_and_fuse,
+    list_networks,
+    network_relax_module,
+    network_tag,
+    network_tasks,
+)
 from .operators import list_operators, operator_task
 from .suite import SuiteError, load_suite
 from .task import Task, as_main_module
