@@ -58,14 +58,18 @@ def _cmd_tune(args) -> int:
         best = "no valid measurement" if t.best_latency_s is None else f"{t.best_latency_s * 1e3:.4f} ms"
         print(f"  {t.name:<{width}}  weight {t.weight:g}  {t.trials:4d} records  best {best}")
     total = result.weighted_latency_s
+    unmeasured = [t.name for t in result.tasks if t.best_latency_s is None]
     if len(result.tasks) > 1:
         print(f"Weighted latency (sum of weight x best): "
-              f"{'n/a (a task has no valid measurement)' if total is None else f'{total * 1e3:.4f} ms'}")
+              f"{'n/a' if total is None else f'{total * 1e3:.4f} ms'}")
     elif total is not None:
         print(f"Best latency: {total * 1e3:.4f} ms")
+    if unmeasured:
+        print(f"{len(unmeasured)} of {len(result.tasks)} task(s) have no valid measurement; give at least "
+              f"tasks x --trials-per-iter = {len(result.tasks) * args.trials_per_iter} trials to reach every task")
     print(f"MetaSchedule database: {result.database_dir}/database_tuning_record.json "
           f"(workloads: {result.database_dir}/database_workload.json)")
-    return 0 if total is not None else 1
+    return 1 if len(unmeasured) == len(result.tasks) else 0
 
 
 def _add_train(sub) -> None:
@@ -128,6 +132,7 @@ def _add_collect(sub) -> None:
     p.add_argument("--random", type=int, default=64, help="random design-space samples per task (default 64)")
     p.add_argument("--evolutionary", type=int, default=64, help="evolutionary-search samples per task (default 64)")
     p.add_argument("--builder", choices=["fast", "default"], default="fast")
+    p.add_argument("--build-timeout", type=float, default=60.0, help="seconds per candidate build (default 60)")
     p.add_argument("--min-repeat-ms", type=int, default=40)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rpc-tracker", default=None, help="HOST:PORT of a TVM RPC tracker (measure remotely)")
@@ -156,6 +161,7 @@ def _cmd_collect(args) -> int:
         host, port = args.rpc_tracker.rsplit(":", 1)
         rpc = RPCSettings(host, int(port), args.rpc_key)
     cfg = CollectConfig(random_trials=args.random, evolutionary_trials=args.evolutionary, builder=args.builder,
+                        build_timeout_s=args.build_timeout,
                         min_repeat_ms=args.min_repeat_ms, repeat=args.repeat, seed=args.seed)
     print(f"Collecting {len(tasks)} task(s) x {cfg.random_trials}+{cfg.evolutionary_trials} trials on {target} "
           f"into {args.out}", flush=True)
