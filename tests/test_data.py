@@ -124,3 +124,17 @@ def test_cross_model_split_has_no_task_leakage(tmp_path):
         cross_model_split(tasks, ["vgg16"])
     dev = cross_device_split(tasks, ["cuda/sm_90a"])
     assert [d.split("/")[0] for d in dev["test"]] == ["cuda_sm_90a"]
+
+
+def test_interleave_by_source_round_robins_networks_and_pools_single_task_sources():
+    from cdmpp_tvm.data.collect import interleave_by_source
+    from cdmpp_tvm.workloads import Task
+
+    def task(name, tag):
+        return Task(name=name, mod=None, tags=(tag,), weights={tag: 1.0})
+
+    tasks = [task("a1", "netA"), task("a2", "netA"), task("a3", "netA"), task("b1", "netB"),
+             task("op1", "op1"), task("op2", "op2"), task("b2", "netB")]
+    order = [t.name for t in interleave_by_source(tasks)]
+    assert order == ["a1", "b1", "op1", "a2", "b2", "op2", "a3"]
+    assert sorted(order) == sorted(t.name for t in tasks)

@@ -10,6 +10,9 @@ evolutionary search (MetaSchedule's XGB cost model: near-optimal programs), like
 * ``manifest.json``: device, CPU model or GPU name, target JSON (with ``mcpu``), TVM version,
   measurement settings, builder, date, load average, and valid / build-failed / run-failed counts.
 
+Order: tasks are measured round-robin across their sources (first tag; sources with a single task, such
+as operators, share one turn), so an interrupted or partial collection still covers every network.
+
 Resumable: a finished task is skipped, an interrupted phase continues with its remaining trials.
 Interruptible: MetaSchedule appends each measured batch to the database as it completes, so a kill
 loses at most the batch in flight. Build and run errors are counted, never fatal.
@@ -95,6 +98,23 @@ class _CountResults(ms.measure_callback.PyMeasureCallback):
             self.bar.update(len(measure_candidates))
 
 
+def interleave_by_source(tasks: list[Task]) -> list[Task]:
+    """Round-robin over the tasks' first tags, keeping each source's own order.
+
+    Sources that contribute a single task (operators, single files) are pooled into one group, so
+    fifty operators do not each take a turn before the second task of any network.
+    """
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(task.tags[0] if task.tags else "", []).append(task)
+    singles = [g[0] for g in groups.values() if len(g) == 1]
+    queues = [g for g in groups.values() if len(g) > 1] + ([singles] if singles else [])
+    ordered: list[Task] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        ordered.extend(q[i] for q in queues if i < len(q))
+    return ordered
+
+
 def task_dir_name(task: Task) -> str:
     """Stable across runs (resume finds the same directory): readable name + workload hash."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name)[:80]
@@ -154,7 +174,7 @@ def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.Path
         ms.builder.LocalBuilder(timeout_sec=cfg.build_timeout_s)
     runner = _runner(cfg, rpc)
     per_task = cfg.random_trials + cfg.evolutionary_trials
-    todo = [t for t in tasks if manifest["tasks"].get(task_dir_name(t), {}).get("status") != "done"]
+    todo = [t for t in interleave_by_source(tasks) if manifest["tasks"].get(task_dir_name(t), {}).get("status") != "done"]
     start = time.time()
     with tqdm(total=per_task * len(todo), desc="measured", unit="trial", disable=not progress) as bar:
         for task in todo:
