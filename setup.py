@@ -22,6 +22,7 @@ setup(
         "cloudpickle",
         "tornado",
         "tqdm",
+        "optuna",  # cdmpp-tvm tune-hparams
         "matplotlib",
     ],
     extras_require={"test": ["pytest"]},

@@ -44,6 +44,21 @@ class Checkpoint:
     def config(self) -> ModelConfig:
         return self.model.cfg
 
+    def predict_latency_s(self, asts: list, device_vec=None, batch_size: int = 1024, device: str = "auto"):
+        """Predicted latency in seconds, (N,) float64, of N compact ASTs. ``device_vec``: the descriptor
+        of the device to predict for, (D,) for all or (N, D) per program; None = the checkpoint's own
+        training device. ``device``: torch device ("auto" = CUDA when available)."""
+        import numpy as np
+
+        from .model.inference import default_torch_device, predict_transformed
+
+        if device_vec is None and self.device.get("descriptor"):
+            device_vec = np.asarray(self.device["descriptor"], dtype=np.float32)
+        torch_device = default_torch_device(device)
+        self.model.to(torch_device)
+        pred = predict_transformed(self.model, asts, device_vec, batch_size, torch_device)
+        return self.label_transform.inverse(pred)
+
 
 def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: LabelTransform, device: dict,
                     info: dict | None = None) -> None:

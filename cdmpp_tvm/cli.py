@@ -2,9 +2,14 @@
 
     cdmpp-tvm tune [--workload NAME|FILE.py | --network NAME] [--trials N] [--target host|TAG|JSON]
                    [--work-dir D] [--checkpoint PATH|NAME|scratch]
-    cdmpp-tvm train --database DIR [DIR ...] --out CKPT [--config configs/train/default.yaml]
+    cdmpp-tvm train [--config configs/train/NAME.yaml] [--database DIR ...] [--out CKPT] [--epochs N]
+                    [--resume-state PATH]     (data-parallel: torchrun --nproc_per_node N -m cdmpp_tvm.cli train ...)
+    cdmpp-tvm tune-hparams --config configs/train/NAME.yaml --trials N [--storage sqlite:///F.db --study-name S]
+                           [--out best.yaml]
     cdmpp-tvm collect (--suite NAME|YAML | --workload W ...) --out DIR [--random N] [--evolutionary M]
                       [--rpc-tracker HOST:PORT --rpc-key KEY]
+    cdmpp-tvm predict-network --network NAME [--target T] [--checkpoint C] [--database DIR ...] [--measure]
+    cdmpp-tvm bench-search (--workload W ... | --suite S) --out DIR [--models ...] [--trials N] [--seeds ...]
 """
 from __future__ import annotations
 
@@ -74,10 +79,17 @@ def _cmd_tune(args) -> int:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a CDMPP checkpoint on MetaSchedule databases")
-    p.add_argument("--database", nargs="+", required=True, help="database directories (searched recursively)")
-    p.add_argument("--out", required=True, help="checkpoint file to write")
-    p.add_argument("--config", default=str(_default_train_config()), help="training YAML (default: %(default)s)")
+    p.add_argument("--config", default=str(_default_train_config()),
+                   help="training YAML; it may also name the data (databases: or split:), target_domain_databases:, "
+                        "out: and state_path: (default: %(default)s)")
+    p.add_argument("--database", nargs="+", default=None,
+                   help="database directories (searched recursively); override the config's databases/split")
+    p.add_argument("--out", default=None, help="checkpoint file to write (overrides the config's out)")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    p.add_argument("--resume-state", default=None,
+                   help="training-state file, written every checkpoint_every epochs and resumed from when it "
+                        "exists (overrides the config's state_path)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 
@@ -87,38 +99,175 @@ def _default_train_config():
     return CONFIG_DIR / "train" / "default.yaml"
 
 
-def _cmd_train(args) -> int:
+def _train_job(args):
+    """The training YAML of ``args.config`` with the command-line overrides put in."""
     import dataclasses
 
+    from .config import load_train_job
+
+    job = load_train_job(args.config)
+    if getattr(args, "database", None):
+        job = dataclasses.replace(job, databases=list(args.database))
+    if getattr(args, "out", None):
+        job = dataclasses.replace(job, out=args.out)
+    if getattr(args, "resume_state", None):
+        job = dataclasses.replace(job, state_path=args.resume_state)
+    train_cfg = job.train
+    if getattr(args, "epochs", None) is not None:
+        train_cfg = dataclasses.replace(train_cfg, epochs=args.epochs)
+    if getattr(args, "no_progress", False):
+        train_cfg = dataclasses.replace(train_cfg, progress=False)
+    return dataclasses.replace(job, train=train_cfg)
+
+
+def _load_train_data(job, master: bool = True):
+    """(training data, its facts, target-domain data or None) of a training job; errors as ConfigError."""
+    from .config import ConfigError
+    from .data.feature_cache import load_cached_training_data
+
+    dirs, target_dirs = job.training_dirs(), job.target_domain_dirs()
+    data, facts = load_cached_training_data(dirs)
+    if master:
+        print(f"Read {facts['n_databases']} databases: {len(data)} valid records, {facts['n_failed']} failed runs",
+              flush=True)
+    target = None
+    if job.train.cmd_weight > 0:
+        if not target_dirs:
+            raise ConfigError(f"{job.path}: cmd_weight > 0 needs target_domain_databases (unlabeled target programs)")
+        target, tfacts = load_cached_training_data(target_dirs)
+        if master:
+            print(f"Target domain (CMD, latencies unused): {len(target)} programs from {tfacts['n_databases']} "
+                  "databases", flush=True)
+    elif target_dirs and master:
+        print("note: target_domain_databases is ignored because cmd_weight is 0", flush=True)
+    return data, facts, target
+
+
+def _cmd_train(args) -> int:
     import tvm
 
     from .checkpoint import save_checkpoint
-    from .config import load_train_config
-    from .data.feature_cache import load_cached_training_data
+    from .config import ConfigError
     from .device import device_name
-    from .model.training import train
+    from .model.training import init_distributed, train
 
-    model_cfg, train_cfg = load_train_config(args.config)
-    if args.epochs is not None:
-        train_cfg = dataclasses.replace(train_cfg, epochs=args.epochs)
-    data, facts = load_cached_training_data(args.database)
-    print(f"Read {facts['n_databases']} databases: {len(data)} valid records, {facts['n_failed']} failed runs",
-          flush=True)
-    if len(data) == 0:
-        print("error: no valid records to train on", file=sys.stderr)
+    try:
+        job = _train_job(args)
+        if not job.out:
+            raise ConfigError(f"{args.config}: no checkpoint to write; pass --out or set out: in the config")
+        dirs = job.training_dirs()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    tasks = sorted(set(data.groups.tolist()))
-    print(f"Training on {len(data)} programs from {len(tasks)} tasks", flush=True)
-    model, label_transform, history = train(data, model_cfg, train_cfg)
-    targets = facts["targets"]
-    devices = sorted({device_name(tvm.target.Target(t)) for t in targets})
-    info = {"train_config": train_cfg.to_dict(), "history": history, "n_programs": len(data), "n_tasks": len(tasks),
-            "databases": [str(d) for d in args.database], "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    save_checkpoint(args.out, model, label_transform,
-                    {"name": ", ".join(devices), "targets": targets,
-                     "descriptor": data.device[0].tolist() if data.device is not None else []}, info)
-    print(f"Best validation loss {min(history['val_loss']):.4f} at epoch {history['best_epoch']} "
-          f"({history['stopped']}, {history['seconds']:.0f} s). Wrote {args.out}")
+    # Under torchrun (WORLD_SIZE > 1) every rank loads the data; rank 0 featurizes first so that the ranks
+    # do not write the same feature caches at once, and only rank 0 prints and writes the checkpoint.
+    ctx = init_distributed("gloo" if job.train.device == "cpu" else None)
+    master = ctx.rank == 0
+    try:
+        if ctx.world_size > 1:
+            import torch.distributed as dist
+
+            from .data.feature_cache import featurize_databases
+
+            if master:
+                featurize_databases(dirs + job.target_domain_dirs())
+            dist.barrier()
+        try:
+            data, facts, target = _load_train_data(job, master)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if len(data) == 0:
+            print("error: no valid records to train on", file=sys.stderr)
+            return 2
+        tasks = sorted(set(data.groups.tolist()))
+        if master:
+            print(f"Training on {len(data)} programs from {len(tasks)} tasks"
+                  + (f" on {ctx.world_size} processes" if ctx.world_size > 1 else ""), flush=True)
+        model, label_transform, history = train(data, job.model, job.train, target_domain=target,
+                                                state_path=job.state_path)
+        if not master:
+            return 0
+        targets = facts["targets"]
+        devices = sorted({device_name(tvm.target.Target(t)) for t in targets})
+        info = {"train_config": job.train.to_dict(), "history": history, "n_programs": len(data),
+                "n_tasks": len(tasks), "databases": [str(d) for d in dirs],
+                "split": job.split, "config": str(args.config), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+        save_checkpoint(job.out, model, label_transform,
+                        {"name": ", ".join(devices), "targets": targets,
+                         "descriptor": data.device[0].tolist() if data.device is not None else []}, info)
+        best = history["best_epoch"] if history["best_epoch"] >= 0 else -1
+        print(f"Best validation loss {history['val_loss'][best]:.4f} (MAPE {history['val_mape'][best]:.1%}) at epoch "
+              f"{best} ({history['stopped']}, {history['seconds']:.0f} s). Wrote {job.out}")
+        return 0
+    finally:
+        if ctx.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _add_tune_hparams(sub) -> None:
+    p = sub.add_parser("tune-hparams", help="search training hyperparameters with Optuna (TPE) on the "
+                                            "validation tasks of a training config")
+    p.add_argument("--config", default=str(_default_train_config()),
+                   help="base training YAML (data, fixed settings, optional hparam_search:); default: %(default)s")
+    p.add_argument("--trials", type=int, default=None, help="finished trials the study should have (default: the "
+                                                            "config's hparam_search.trials)")
+    p.add_argument("--database", nargs="+", default=None, help="override the config's databases/split")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: hparam_search.epochs)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds per trial (default: hparam_search.time_limit_s)")
+    p.add_argument("--storage", default=None, help="Optuna storage, e.g. sqlite:///hparams.db (resumable)")
+    p.add_argument("--study-name", default=None)
+    p.add_argument("--seed", type=int, default=None, help="TPE sampler seed")
+    p.add_argument("--out", default=None, help="write the best config here as a training YAML")
+    p.set_defaults(func=_cmd_tune_hparams)
+
+
+def _cmd_tune_hparams(args) -> int:
+    import yaml
+
+    from .config import ConfigError, write_train_config
+    from .hparam_search import best_job, search_hparams, trials_table
+
+    try:
+        job = _train_job(argparse.Namespace(config=args.config, database=args.database))
+        data, _, target = _load_train_data(job)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    s = job.hparam_search
+    trials = args.trials if args.trials is not None else s.trials
+    epochs = args.epochs if args.epochs is not None else s.epochs
+    time_limit = args.time_limit if args.time_limit is not None else s.time_limit_s
+    storage, study_name = args.storage or s.storage, args.study_name or s.study_name
+    seed = args.seed if args.seed is not None else s.seed
+    if storage and storage.startswith("sqlite:///"):  # sqlite does not create the directory
+        from pathlib import Path
+
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    print(f"Searching hyperparameters: {trials} trials x <= {epochs} epochs"
+          + (f" / {time_limit:.0f} s" if time_limit else "") + f" on {len(data)} programs"
+          + (f", study {study_name!r} in {storage}" if storage else ""), flush=True)
+    study = search_hparams(data, job.model, job.train, trials, trial_epochs=epochs, trial_time_limit_s=time_limit,
+                           storage=storage, study_name=study_name, seed=seed, target_domain=target)
+    for row in trials_table(study):
+        value = "-" if row["value"] is None else f"{row['value']:.4f}"
+        print(f"  trial {row['number']:3d} {row['state']:8s} val MAPE {value}")
+    try:
+        best = best_job(study, job)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"Best trial {study.best_trial.number}: validation MAPE {study.best_value:.2%}, {study.best_trial.params}")
+    header = (f"Best of {len(study.trials)} trials of study {study_name!r} (validation MAPE {study.best_value:.4f}), "
+              f"from {args.config}.\nTrain with: cdmpp-tvm train --config THIS_FILE")
+    if args.out:
+        write_train_config(best, args.out, header)
+        print(f"Wrote {args.out}")
+    else:
+        print(yaml.safe_dump(best.to_yaml_dict(), sort_keys=False))
     return 0
 
 
@@ -215,15 +364,187 @@ def _cmd_split(args) -> int:
     return 0
 
 
+def _add_predict_network(sub) -> None:
+    p = sub.add_parser("predict-network", help="predict a network's latency from its tasks' best known schedules")
+    p.add_argument("--network", required=True, help="network defined in code, e.g. resnet50")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
+    p.add_argument("--checkpoint", default=None, help="checkpoint path or bundled name (default: bundled for the target)")
+    p.add_argument("--database", nargs="*", default=[],
+                   help="MetaSchedule databases with measured schedules (searched recursively); tasks without "
+                        "a record use the best-predicted of --samples random programs")
+    p.add_argument("--samples", type=int, default=256, help="random programs per task without a record")
+    p.add_argument("--measure", action="store_true",
+                   help="also compile the network with the chosen schedules and measure it")
+    p.add_argument("--json", default=None, help="write the per-task breakdown here")
+    p.set_defaults(func=_cmd_predict_network)
+
+
+def _cmd_predict_network(args) -> int:
+    import json
+    import os
+
+    from tvm_patches.host_target import resolve_target
+    from tvm_patches.tensor_intrin import register_tensor_intrinsics
+
+    from .checkpoint import load_checkpoint, pretrained_for_target
+    from .network_latency import measure_network_latency, predict_network_latency
+
+    target = resolve_target(args.target)
+    register_tensor_intrinsics(target)
+    name = args.checkpoint or pretrained_for_target(target)
+    if name is None:
+        print(f"error: no bundled checkpoint for target kind {target.kind.name!r}; pass --checkpoint", file=sys.stderr)
+        return 2
+    checkpoint = load_checkpoint(name)
+    print(f"Checkpoint: {checkpoint.path}", flush=True)
+    result = predict_network_latency(args.network, target, checkpoint, args.database, args.batch_size, args.samples)
+    print(f"{'task':60s} {'weight':>6s} {'schedule':>9s} {'predicted ms':>13s} {'measured ms':>12s}")
+    for t in result.tasks:
+        measured = "" if t.measured_s is None else f"{t.measured_s * 1e3:12.4f}"
+        print(f"{t.name[:60]:60s} {t.weight:6.0f} {t.source:>9s} {t.predicted_s * 1e3:13.4f} {measured:>12s}")
+    print(f"Predicted {args.network} latency (sum of weight x predicted): {result.predicted_s * 1e3:.3f} ms")
+    if result.measured_tasks_s is not None:
+        print(f"Sum of weight x measured task latency: {result.measured_tasks_s * 1e3:.3f} ms")
+    if args.measure:
+        measured = measure_network_latency(result, target)
+        print(f"Measured latency of the compiled network: {measured * 1e3:.3f} ms "
+              f"(prediction error {abs(result.predicted_s - measured) / measured:.1%})")
+    if args.json:
+        tmp = f"{args.json}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+        os.replace(tmp, args.json)
+    return 0
+
+
+def add_bench_search_arguments(p) -> None:
+    """Arguments of ``cdmpp-tvm bench-search`` (shared with benchmarks/search.py)."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workload", action="append",
+                     help="operator or network name, or a TVMScript .py file (repeatable)")
+    src.add_argument("--suite", help="suite name in configs/workloads or a YAML path")
+    p.add_argument("--models", nargs="+", default=["cdmpp", "cdmpp-scratch", "xgb", "random"],
+                   help="cost models to compare: cdmpp cdmpp-scratch xgb random")
+    p.add_argument("--trials", type=int, default=256, help="measured trials per task (default 256)")
+    p.add_argument("--budgets", type=int, nargs="+", default=[64, 128, 256],
+                   help="trials per task at which the summary compares models")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--trials-per-iter", type=int, default=32)
+    p.add_argument("--population-size", type=int, default=512)
+    p.add_argument("--checkpoint", default=None, help="checkpoint of the 'cdmpp' model (default: bundled for the target)")
+    p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
+    p.add_argument("--out", required=True, help="results directory (resumed if it exists)")
+
+
+def _add_bench_search(sub) -> None:
+    p = sub.add_parser("bench-search", help="best latency vs trials for several cost models (see benchmarks/search.py)")
+    add_bench_search_arguments(p)
+    p.set_defaults(func=cmd_bench_search)
+
+
+def cmd_bench_search(args) -> int:
+    from tvm_patches.host_target import resolve_target
+
+    from .search_benchmark import SearchBenchConfig, run_benchmark, summary_markdown
+    from .workloads import load_suite, load_workload
+    from .workloads.suite import merge_duplicate_tasks
+
+    target = resolve_target(args.target)
+    tasks = load_suite(args.suite, target) if args.suite else \
+        merge_duplicate_tasks([t for w in args.workload for t in load_workload(w, target)])
+    budgets = tuple(b for b in args.budgets if b <= args.trials) or (args.trials,)
+    cfg = SearchBenchConfig(models=tuple(args.models), trials=args.trials, trials_per_iter=args.trials_per_iter,
+                            population_size=args.population_size, seeds=tuple(args.seeds), checkpoint=args.checkpoint,
+                            budgets=budgets)
+    runs = len(tasks) * len(cfg.models) * len(cfg.seeds)
+    print(f"Search benchmark: {len(tasks)} task(s) x {len(cfg.models)} models x {len(cfg.seeds)} seeds = {runs} runs "
+          f"of {cfg.trials} trials on {target} -> {args.out}", flush=True)
+    report = run_benchmark(tasks, target, cfg, args.out)
+    print(summary_markdown(report))
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy of a CDMPP checkpoint on measured databases (MAPE, RMSE, ranking)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint path or bundled name (e.g. llvm-bootstrap)")
+    p.add_argument("--database", nargs="+", default=None,
+                   help="database directories (searched recursively); with --split, one directory: the dataset "
+                        "root, replacing the root stored in the split file")
+    p.add_argument("--split", default=None, help="split JSON file (cdmpp-tvm split): evaluate its --part")
+    p.add_argument("--part", choices=["train", "test"], default="test", help="part of --split (default: test)")
+    p.add_argument("--json", default=None, help="write the metrics as JSON to this file")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args) -> int:
+    import json
+    import os
+    from pathlib import Path
+
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .data.feature_cache import COMPACT_AST, load_cached_features, to_training_data
+    from .data.reader import find_databases
+    from .data.splits import read_split
+    from .evaluation import compute_metrics, format_metrics_table, task_labels
+
+    if not args.database and not args.split:
+        print("error: give --database DIR [DIR ...] or --split SPLIT.json", file=sys.stderr)
+        return 2
+    try:
+        if args.split:
+            if args.database and len(args.database) > 1:
+                print("error: with --split, --database takes one directory (the dataset root)", file=sys.stderr)
+                return 2
+            train_dirs, test_dirs = read_split(args.split, args.database[0] if args.database else None)
+            paths = test_dirs if args.part == "test" else train_dirs
+        else:
+            paths = args.database
+        databases = find_databases(paths)
+        if not databases:
+            print(f"error: no MetaSchedule databases (database_tuning_record.json) under {', '.join(map(str, paths))}",
+                  file=sys.stderr)
+            return 2
+        checkpoint = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cached, facts = load_cached_features(databases, COMPACT_AST)
+    if len(cached) == 0:
+        print(f"error: no valid records in {len(databases)} database(s) ({facts['n_failed']} failed runs)",
+              file=sys.stderr)
+        return 2
+    data = to_training_data(cached)
+    pred_s = checkpoint.predict_latency_s(data.asts, data.device)
+    result = compute_metrics(pred_s, cached.latencies, task_labels(cached.groups, facts["task_names"]))
+    print(format_metrics_table(result, title=f"{checkpoint.path} on {len(databases)} database(s), "
+                                             f"{len(cached)} valid records ({facts['n_failed']} failed runs skipped)"))
+    if args.json:
+        out = {"checkpoint": checkpoint.path, "databases": [str(d) for d in databases], "split": args.split,
+               "part": args.part if args.split else None, "n_failed": facts["n_failed"],
+               "units": {"mape": "fraction", "rmse": "ms"}, **result}
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(out, indent=1) + "\n")
+        os.replace(tmp, path)
+        print(f"Wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdmpp-tvm", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_tune(sub)
     _add_train(sub)
+    _add_tune_hparams(sub)
     _add_collect(sub)
     _add_featurize(sub)
     _add_split(sub)
+    _add_evaluate(sub)
+    _add_predict_network(sub)
+    _add_bench_search(sub)
     return parser
 
 

@@ -68,11 +68,13 @@ class _TrialProgress(ms.measure_callback.PyMeasureCallback):
 def tune(tasks: list[Task], target: tvm.target.Target, trials: int, work_dir: str, cost_model,
          trials_per_iter: int = 32, task_scheduler: str = "gradient", builder=None, runner=None,
          seed: int = 0, progress: bool = True, num_threads: int | str = "physical",
-         population_size: int = 512) -> TuneResult:
+         population_size: int = 512, measure_callbacks: list | None = None) -> TuneResult:
     """Tune ``tasks`` for ``trials`` measured candidates in total (``max_trials_global``).
 
     ``population_size`` is the evolutionary search's population (MetaSchedule's default 512; every
-    search round scores 5 x that many candidates, so tiny test runs use less)."""
+    search round scores 5 x that many candidates, so tiny test runs use less).
+    ``measure_callbacks`` run after each measured batch, before MetaSchedule's default ones (which add
+    the batch to the database and update the cost model)."""
     if not tasks:
         raise ValueError("tune: no tasks to tune")
     if trials < 1:
@@ -90,7 +92,8 @@ def tune(tasks: list[Task], target: tvm.target.Target, trials: int, work_dir: st
     ]
     database = ms.database.JSONDatabase(work_dir=work_dir)
     with tqdm(total=trials, desc="trials", unit="trial", disable=not progress) as bar:
-        callbacks = list(ms.measure_callback.MeasureCallback.create("default")) + [_TrialProgress(bar)]
+        callbacks = list(measure_callbacks or []) + list(ms.measure_callback.MeasureCallback.create("default")) \
+            + [_TrialProgress(bar)]
         ms.tune_tasks(tasks=contexts, task_weights=[t.weight for t in tasks], work_dir=work_dir,
                       max_trials_global=trials, num_trials_per_iter=trials_per_iter,
                       builder=builder or make_builder(), runner=runner or default_runner(), database=database,

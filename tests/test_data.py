@@ -138,3 +138,21 @@ def test_interleave_by_source_round_robins_networks_and_pools_single_task_source
     order = [t.name for t in interleave_by_source(tasks)]
     assert order == ["a1", "b1", "op1", "a2", "b2", "op2", "a3"]
     assert sorted(order) == sorted(t.name for t in tasks)
+
+
+def test_collect_gives_up_a_task_whose_programs_all_fail():
+    from tvm.s_tir import meta_schedule as ms
+
+    from cdmpp_tvm.data.collect import _CountResults, _Unmeasurable
+
+    # Call the Python method directly (``_inst``): MetaSchedule's FFI entry point wants real candidates.
+    counter = _CountResults(None, give_up_after_failed=4)._inst
+    ok = (ms.builder.BuilderResult("artifact", None), ms.runner.RunnerResult([1e-3], None))
+    bad = (ms.builder.BuilderResult("artifact", None), ms.runner.RunnerResult(None, "RuntimeError: index out of range"))
+    counter.apply(None, 0, [None] * 2, [bad[0]] * 2, [bad[1]] * 2)  # 2 failures: below the limit
+    with pytest.raises(_Unmeasurable, match="index out of range"):
+        counter.apply(None, 0, [None] * 2, [bad[0]] * 2, [bad[1]] * 2)
+    # One valid program anywhere means the task is measurable: never give up then.
+    counter = _CountResults(None, give_up_after_failed=4)._inst
+    counter.apply(None, 0, [None] * 5, [ok[0]] + [bad[0]] * 4, [ok[1]] + [bad[1]] * 4)
+    assert (counter.valid, counter.run_failed) == (1, 4)

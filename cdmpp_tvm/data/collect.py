@@ -63,6 +63,8 @@ class CollectConfig:
     build_timeout_s: float = 60.0
     run_timeout_s: float = 30.0
     seed: int = 0
+    # Give a task up when this many programs of its random phase all failed (None: never).
+    give_up_after_failed: int | None = 32
 
     def evaluator(self) -> ms.runner.EvaluatorConfig:
         return ms.runner.EvaluatorConfig(number=self.number, repeat=self.repeat, min_repeat_ms=self.min_repeat_ms,
@@ -81,10 +83,12 @@ class RPCSettings:
 class _CountResults(ms.measure_callback.PyMeasureCallback):
     """Counts valid, build-failed and run-failed measurements and advances the progress bar."""
 
-    def __init__(self, bar: tqdm | None):
+    def __init__(self, bar: tqdm | None, give_up_after_failed: int | None = None):
         super().__init__()
         self.bar = bar
+        self.give_up_after_failed = give_up_after_failed
         self.valid = self.build_failed = self.run_failed = 0
+        self.first_error: str | None = None
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
         for b, r in zip(builder_results, runner_results):
@@ -94,8 +98,19 @@ class _CountResults(ms.measure_callback.PyMeasureCallback):
                 self.run_failed += 1
             else:
                 self.valid += 1
+                continue
+            self.first_error = self.first_error or str(b.error_msg or r.error_msg or "no run_secs")[-600:]
         if self.bar is not None:
             self.bar.update(len(measure_candidates))
+        failed = self.build_failed + self.run_failed
+        if self.give_up_after_failed and self.valid == 0 and failed >= self.give_up_after_failed:
+            # E.g. a gather/take whose random index inputs are out of bounds: every program of the task
+            # crashes the same way, so measuring the rest would only burn machine time.
+            raise _Unmeasurable(f"the first {failed} programs all failed: {self.first_error}")
+
+
+class _Unmeasurable(RuntimeError):
+    """Every program of a task failed so far; the task is given up (recorded in task.json)."""
 
 
 def interleave_by_source(tasks: list[Task]) -> list[Task]:
@@ -211,7 +226,7 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
         remaining = trials - (_count_lines(work / RECORD_FILE) - ph["records_at_start"])
         _write_json_atomic(task_path, state)
         if remaining > 0:
-            counter = _CountResults(bar)
+            counter = _CountResults(bar, give_up_after_failed=cfg.give_up_after_failed if phase == "random" else None)
             t0 = time.time()
             ctx = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply",
                                  search_strategy=strategy, task_name=task.name,
@@ -223,19 +238,29 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
                               database=database, cost_model=cost_model, measure_callbacks=callbacks,
                               task_scheduler="round-robin")
             except Exception as e:  # noqa: BLE001 - one task's failure must not stop the collection
-                logger.error("task %s, phase %s failed: %s: %s", task.name, phase, type(e).__name__, e)
-                state.setdefault("errors", []).append(f"{phase}: {type(e).__name__}: {e}")
+                if counter.give_up_after_failed and counter.valid == 0 and \
+                        counter.build_failed + counter.run_failed >= counter.give_up_after_failed:
+                    state["unmeasurable"] = True
+                    logger.error("task %s: giving up, the first %d programs all failed: %s", task.name,
+                                 counter.build_failed + counter.run_failed, counter.first_error)
+                else:
+                    logger.error("task %s, phase %s failed: %s: %s", task.name, phase, type(e).__name__, e)
+                state.setdefault("errors", []).append(f"{phase}: {type(e).__name__}: {e}"[:1000])
+            if counter.first_error and "first_error" not in state:
+                state["first_error"] = counter.first_error
             state["valid"] += counter.valid
             state["build_failed"] += counter.build_failed
             state["run_failed"] += counter.run_failed
             state["seconds"] += time.time() - t0
         ph["done"] = True
         _write_json_atomic(task_path, state)
+        if state.get("unmeasurable"):
+            break
     state["records"] = _count_lines(work / RECORD_FILE)
     state["status"] = "done"
     _write_json_atomic(task_path, state)
     return {k: state[k] for k in ("name", "tags", "weights", "weight", "workload", "valid", "build_failed",
-                                  "run_failed", "records", "seconds", "status")}
+                                  "run_failed", "records", "seconds", "status")} | {"unmeasurable": state.get("unmeasurable", False)}
 
 
 def _runner(cfg: CollectConfig, rpc: RPCSettings | None):

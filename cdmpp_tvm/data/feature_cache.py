@@ -1,23 +1,34 @@
 """Featurized datasets on disk: ``cdmpp-tvm featurize``.
 
-Replaying a record's trace and walking its TIR costs a few ms; training reads the same records many
-times, so the compact ASTs are stored once, compressed (``np.savez_compressed``), one file per
-database directory, keyed by record: each program carries the ``file:line`` of its record and a hash
-of that line, and the file carries a digest of the record file, so a database that changed since it
-was featurized is detected and re-featurized.
+Replaying a record's trace and featurizing it costs a few ms; training reads the same records many
+times, so the features are stored once, compressed (``np.savez_compressed``), one file per database
+directory and feature kind, keyed by record: each program carries the ``file:line`` of its record and a
+hash of that line, and the file carries a digest of the record file, so a database that changed since
+it was featurized is detected and re-featurized.
 
-Arrays in a cache file (N programs, M leaves in total):
-``leaf_features`` (M, FEATURE_DIM) float32, ``preorder_position`` (M,) int32, ``leaf_offsets`` (N+1,)
-int64, ``latency_s`` (N,) float64 (NaN = failed run), ``task_key`` (N,) str, ``record_id`` (N,) str,
-``record_hash`` (N,) str (hash of the record's line), ``device`` (N, DEVICE_DESCRIPTOR_DIM) float32, ``target`` (N,) str (target JSON),
-plus ``feature_schema`` and ``source_digest`` (of the whole record file: a cache is stale when it differs).
-The tree arrays of a CompactAST (parent, kinds, extents) are not stored: the model needs only leaves.
+Two feature kinds share this machinery (``FEATURE_KINDS``):
+
+* ``COMPACT_AST`` (``features.cdmpp.npz``): the leaves of CDMPP's compact AST, what the CDMPP model reads.
+  Row arrays ``leaf_features`` (M, FEATURE_DIM) float32 and ``preorder_position`` (M,) int32, indexed by
+  ``leaf_offsets`` (N+1,) int64. The tree arrays of a CompactAST (parent, kinds, extents) are not
+  stored: the model needs only leaves.
+* ``PER_STORE`` (``features.perstore.npz``): MetaSchedule's ``PerStoreFeature`` rows, one per written
+  buffer, what the XGB and MLP baselines read. Row array ``features`` (M, 164) float32, indexed by
+  ``row_offsets`` (N+1,) int64.
+
+Every cache file (N programs, M rows in total) also holds ``latency_s`` (N,) float64 (NaN = failed run),
+``task_key`` (N,) str, ``record_id`` (N,) str, ``record_hash`` (N,) str (hash of the record's line),
+``device`` (N, DEVICE_DESCRIPTOR_DIM) float32, ``target`` (N,) str (target JSON), plus
+``feature_schema`` and ``source_digest`` (of the whole record file: a cache is stale when either differs).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +43,64 @@ from ..features import (
     is_gpu_target,
 )
 from ..model.training import TrainingData
-from .reader import RECORD_FILE, find_databases, read_database
+from .collect import TASK_FILE
+from .reader import RECORD_FILE, MeasuredRecord, find_databases, read_database
 
 logger = logging.getLogger(__name__)
 
-CACHE_FILE = "features.cdmpp.npz"
 _EMPTY_TREE = np.zeros(0, dtype=np.int32)
+
+# A record featurizer maps one record to its per-row arrays ({name: (n_rows, ...)}); it may raise,
+# and the record is then skipped with a warning.
+RecordFeaturizer = Callable[[MeasuredRecord], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FeatureKind:
+    """One kind of per-program features, kept in its own cache file in each database directory.
+
+    A program has any number of rows; the per-row arrays of all programs are concatenated and indexed
+    by the ``offsets`` array. ``row_arrays``: (name, dtype, shape of one row) of each per-row array.
+    ``make_featurizer`` builds a fresh record featurizer (it may keep state, e.g. one TuneContext per task).
+    """
+
+    name: str
+    cache_file: str
+    schema: str  # stored in the file; a cache written under another schema is stale
+    row_arrays: tuple[tuple[str, type, tuple[int, ...]], ...]
+    offsets: str
+    make_featurizer: Callable[[], RecordFeaturizer]
+
+
+def _compact_ast_featurizer() -> RecordFeaturizer:
+    fz = CompactASTFeaturizer()
+
+    def featurize(rec: MeasuredRecord) -> dict[str, np.ndarray]:
+        ast = fz.featurize([rec.scheduled_mod()], is_gpu_target(rec.target))[0]
+        return {"leaf_features": ast.leaf_features, "preorder_position": ast.preorder_position}
+
+    return featurize
+
+
+def _per_store_featurizer() -> RecordFeaturizer:
+    # Imported here so that reading compact-AST caches never loads the baselines package.
+    from ..baselines.per_store_features import PerStoreRecordFeaturizer
+
+    return PerStoreRecordFeaturizer()
+
+
+COMPACT_AST = FeatureKind(
+    name="cdmpp", cache_file="features.cdmpp.npz", schema=FEATURE_SCHEMA_VERSION,
+    row_arrays=(("leaf_features", np.float32, (FEATURE_DIM,)), ("preorder_position", np.int32, ())),
+    offsets="leaf_offsets", make_featurizer=_compact_ast_featurizer)
+PER_STORE_DIM = 164  # MetaSchedule PerStoreFeature(buffers_per_store=5, extract_workload=False)
+PER_STORE = FeatureKind(
+    name="perstore", cache_file="features.perstore.npz", schema="ms-per-store-feature-164-v1",
+    row_arrays=(("features", np.float32, (PER_STORE_DIM,)),),
+    offsets="row_offsets", make_featurizer=_per_store_featurizer)
+FEATURE_KINDS = {k.name: k for k in (COMPACT_AST, PER_STORE)}
+
+CACHE_FILE = COMPACT_AST.cache_file
 
 
 def _line_hashes(record_file: Path) -> dict[int, str]:
@@ -57,91 +120,144 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cache_is_fresh(cache: Path, record_file: Path) -> bool:
+def _cache_is_fresh(cache: Path, record_file: Path, schema: str = FEATURE_SCHEMA_VERSION) -> bool:
     """Fresh = same feature schema and the record file is byte-for-byte what was featurized."""
     if not cache.exists():
         return False
     try:
         with np.load(cache, allow_pickle=False) as z:
-            return (str(z["feature_schema"]) == FEATURE_SCHEMA_VERSION
-                    and str(z["source_digest"]) == _file_digest(record_file))
+            return str(z["feature_schema"]) == schema and str(z["source_digest"]) == _file_digest(record_file)
     except Exception as e:  # noqa: BLE001 - an unreadable cache is simply rebuilt
         logger.warning("%s: unreadable feature cache (%s), rebuilding", cache, e)
         return False
 
 
-def featurize_database(directory: str | os.PathLike, force: bool = False, progress: bool = True) -> Path:
-    """Write (or keep, when fresh) the feature cache of one database directory; returns its path."""
+def featurize_database(directory: str | os.PathLike, force: bool = False, progress: bool = True,
+                       kind: FeatureKind = COMPACT_AST) -> Path:
+    """Write (or keep, when fresh) the ``kind`` feature cache of one database directory; returns its path."""
     directory = Path(directory)
-    cache = directory / CACHE_FILE
-    if not force and _cache_is_fresh(cache, directory / RECORD_FILE):
+    cache = directory / kind.cache_file
+    if not force and _cache_is_fresh(cache, directory / RECORD_FILE, kind.schema):
         return cache
     digest = _file_digest(directory / RECORD_FILE)
     report = read_database(directory)
     for p in report.problems:
         logger.warning("skipped: %s", p)
     hashes = _line_hashes(directory / RECORD_FILE)
-    fz = CompactASTFeaturizer()
-    feats, pos, offsets, lat, task, rid, rhash, dev, tgt = [], [], [0], [], [], [], [], [], []
+    featurize = kind.make_featurizer()
+    rows: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in kind.row_arrays}
+    offsets, lat, task, rid, rhash, dev, tgt = [0], [], [], [], [], [], []
     descriptors: dict[str, np.ndarray] = {}
-    for rec in tqdm(report.records, desc=f"featurize {directory.name}", disable=not progress, leave=False):
+    for rec in tqdm(report.records, desc=f"featurize {directory.name} ({kind.name})", disable=not progress,
+                    leave=False):
         key = str(rec.target)
         if key not in descriptors:
             descriptors[key] = device_descriptor(rec.target)
         try:
-            ast = fz.featurize([rec.scheduled_mod()], is_gpu_target(rec.target))[0]
+            program_rows = featurize(rec)
         except Exception as e:  # noqa: BLE001
             logger.warning("%s: cannot replay or featurize, skipped: %s: %s", rec.source, type(e).__name__, e)
             continue
-        feats.append(ast.leaf_features)
-        pos.append(ast.preorder_position)
-        offsets.append(offsets[-1] + ast.n_leaves)
+        for name, program_list in rows.items():
+            program_list.append(program_rows[name])
+        offsets.append(offsets[-1] + len(program_rows[kind.row_arrays[0][0]]))
         lat.append(np.nan if rec.latency_s is None else rec.latency_s)
         task.append(rec.task_key)
-        rid.append(f"{RECORD_FILE}:{rec.source.rsplit(':', 1)[1]}")
-        rhash.append(hashes[int(rec.source.rsplit(":", 1)[1])])
+        lineno = int(rec.source.rsplit(":", 1)[1])
+        rid.append(f"{RECORD_FILE}:{lineno}")
+        rhash.append(hashes[lineno])
         dev.append(descriptors[key])
         tgt.append(key)
-    arrays = dict(
-        leaf_features=np.concatenate(feats) if feats else np.zeros((0, FEATURE_DIM), np.float32),
-        preorder_position=np.concatenate(pos) if pos else np.zeros(0, np.int32),
-        leaf_offsets=np.asarray(offsets, dtype=np.int64), latency_s=np.asarray(lat, dtype=np.float64),
+    arrays = {name: np.concatenate(rows[name]).astype(dtype) if rows[name] else np.zeros((0, *shape), dtype)
+              for name, dtype, shape in kind.row_arrays}
+    arrays.update(
+        {kind.offsets: np.asarray(offsets, dtype=np.int64)}, latency_s=np.asarray(lat, dtype=np.float64),
         task_key=np.asarray(task, dtype=str), record_id=np.asarray(rid, dtype=str),
         record_hash=np.asarray(rhash, dtype=str),
         device=np.stack(dev).astype(np.float32) if dev else np.zeros((0, 0), np.float32),
         target=np.asarray(tgt, dtype=str),
-        feature_schema=np.asarray(FEATURE_SCHEMA_VERSION), source_digest=np.asarray(digest))
+        feature_schema=np.asarray(kind.schema), source_digest=np.asarray(digest))
     tmp = cache.with_name(f".{cache.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, cache)
     return cache
 
 
-def featurize_databases(paths: list[str | os.PathLike], force: bool = False, progress: bool = True) -> list[Path]:
-    return [featurize_database(d, force, progress) for d in find_databases(paths)]
+def featurize_databases(paths: list[str | os.PathLike], force: bool = False, progress: bool = True,
+                        kind: FeatureKind = COMPACT_AST) -> list[Path]:
+    return [featurize_database(d, force, progress, kind) for d in find_databases(paths)]
+
+
+@dataclass
+class CachedFeatures:
+    """The valid records of some databases, read from their feature caches.
+
+    ``rows[name][i]``: program i's rows of the per-row array ``name`` (views into the cache arrays);
+    ``latencies``: (N,) seconds, > 0; ``groups``: (N,) task key; ``device``: (N, D) descriptor or None;
+    ``record_ids``: (N,) ``"<database dir>/<record file>:<line>"``."""
+
+    rows: dict[str, list[np.ndarray]]
+    latencies: np.ndarray
+    groups: np.ndarray
+    device: np.ndarray | None
+    record_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.latencies)
+
+
+def load_cached_features(paths: list[str | os.PathLike], kind: FeatureKind = COMPACT_AST,
+                         progress: bool = True) -> tuple[CachedFeatures, dict]:
+    """The ``kind`` features of the valid records under ``paths``, from their caches (featurizing stale
+    or missing ones first), and facts about them: ``{"targets": [...], "n_failed": int, "n_databases":
+    int, "task_names": {task key: name}}``. A task's name is the ``name`` in its ``task.json`` when
+    there is one, else its directory's name. Failed runs are in the caches but are not returned."""
+    rows: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in kind.row_arrays}
+    lat, groups, dev, record_ids = [], [], [], []
+    targets: set[str] = set()
+    task_names: dict[str, str] = {}
+    n_failed = 0
+    caches = featurize_databases(paths, progress=progress, kind=kind)
+    for cache in caches:
+        with np.load(cache, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}  # each z[k] decompresses again: read every array once
+        targets.update(arrays["target"].tolist())
+        name = _task_name(cache.parent)
+        for key in np.unique(arrays["task_key"]).tolist():
+            task_names.setdefault(key, name)
+        off = arrays[kind.offsets]
+        valid = np.nonzero(~np.isnan(arrays["latency_s"]))[0]
+        n_failed += len(arrays["latency_s"]) - len(valid)
+        for i in valid:
+            for name, program_list in rows.items():
+                program_list.append(arrays[name][off[i]:off[i + 1]])
+        lat.append(arrays["latency_s"][valid])
+        groups.append(arrays["task_key"][valid])
+        dev.extend(arrays["device"][valid])
+        record_ids.extend(f"{cache.parent}/{rid}" for rid in arrays["record_id"][valid])
+    features = CachedFeatures(rows, np.concatenate(lat) if lat else np.zeros(0),
+                              np.concatenate(groups) if groups else np.zeros(0, dtype=str),
+                              np.stack(dev) if dev else None, np.asarray(record_ids, dtype=str))
+    facts = {"targets": sorted(targets), "n_failed": n_failed, "n_databases": len(caches), "task_names": task_names}
+    return features, facts
+
+
+def _task_name(directory: Path) -> str:
+    try:
+        return str(json.loads((directory / TASK_FILE).read_text())["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return directory.name
 
 
 def load_cached_training_data(paths: list[str | os.PathLike]) -> tuple[TrainingData, dict]:
-    """TrainingData of the valid records under ``paths``, from their feature caches (featurizing
-    stale or missing ones first), and facts about it: ``{"targets": [...], "n_failed": int,
-    "n_databases": int}``. Failed runs are in the caches but are not regression targets."""
-    asts, lat, groups, dev = [], [], [], []
-    targets: set[str] = set()
-    n_failed = 0
-    caches = featurize_databases(paths)
-    for cache in caches:
-        with np.load(cache, allow_pickle=False) as z:
-            off, lf, pp = z["leaf_offsets"], z["leaf_features"], z["preorder_position"]
-            targets.update(z["target"].tolist())
-            for i in range(len(off) - 1):
-                latency = float(z["latency_s"][i])
-                if np.isnan(latency):
-                    n_failed += 1
-                    continue
-                asts.append(CompactAST(lf[off[i]:off[i + 1]], pp[off[i]:off[i + 1]], _EMPTY_TREE, _EMPTY_TREE,
-                                       _EMPTY_TREE))
-                lat.append(latency)
-                groups.append(str(z["task_key"][i]))
-                dev.append(z["device"][i])
-    data = TrainingData(asts, np.asarray(lat), np.asarray(groups), np.stack(dev) if dev else None)
-    return data, {"targets": sorted(targets), "n_failed": n_failed, "n_databases": len(caches)}
+    """TrainingData (compact ASTs) of the valid records under ``paths``, from their feature caches
+    (featurizing stale or missing ones first), and facts about it (see ``load_cached_features``)."""
+    cached, facts = load_cached_features(paths, COMPACT_AST)
+    return to_training_data(cached), facts
+
+
+def to_training_data(cached: CachedFeatures) -> TrainingData:
+    """The compact ASTs of ``COMPACT_AST`` features as the model's TrainingData."""
+    asts = [CompactAST(lf, pp, _EMPTY_TREE, _EMPTY_TREE, _EMPTY_TREE)
+            for lf, pp in zip(cached.rows["leaf_features"], cached.rows["preorder_position"])]
+    return TrainingData(asts, cached.latencies, cached.groups, cached.device)

@@ -49,6 +49,16 @@ class LabelTransform:
             return np.power(np.maximum(z * self.lmbda + 1.0, 1e-12), 1.0 / self.lmbda)
         return np.exp(z)
 
+    def inverse_torch(self, y):
+        """``inverse`` for a torch tensor, differentiable (a loss on latency in seconds backpropagates
+        through it). Same clamping of the Box-Cox base as ``inverse``."""
+        import torch
+
+        z = y * self.std + self.mean
+        if self.method == "box-cox" and abs(self.lmbda) > 1e-12:
+            return torch.pow(torch.clamp(z * self.lmbda + 1.0, min=1e-12), 1.0 / self.lmbda)
+        return torch.exp(z)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -1,0 +1,179 @@
+"""Benchmark: prediction accuracy of CDMPP vs the XGB and MLP baselines on a train/test split.
+
+The CDMPP checkpoint is trained elsewhere on the split's train part (``cdmpp-tvm train``); here the
+two baselines are trained on the same train part (on MetaSchedule's PerStoreFeature rows, timed), and
+all three predict the test part. Every model is scored on the same test records (those both feature
+kinds could featurize) with ``cdmpp_tvm.evaluation.compute_metrics`` (MAPE as a fraction, RMSE in ms,
+per-task Spearman / Kendall / top-k averaged over tasks).
+
+    python benchmarks/accuracy.py --dataset ROOT --split SPLIT.json --cdmpp-checkpoint PATH
+                                  [--out-dir benchmarks/results] [--threads N] [--mlp-time-limit S]
+
+Writes ``accuracy.json`` (all metrics, per task too), ``accuracy.md`` (table and the exact command) and
+``accuracy.png`` (predicted vs measured latency, log-log, one panel per model) to ``--out-dir``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline  # noqa: E402
+from cdmpp_tvm.checkpoint import load_checkpoint  # noqa: E402
+from cdmpp_tvm.data.feature_cache import (  # noqa: E402
+    COMPACT_AST,
+    PER_STORE,
+    CachedFeatures,
+    load_cached_features,
+    to_training_data,
+)
+from cdmpp_tvm.data.splits import read_split  # noqa: E402
+from cdmpp_tvm.evaluation import (  # noqa: E402
+    compute_metrics,
+    format_metrics_table,
+    task_labels,
+)
+
+MODELS = ("CDMPP", "XGB", "MLP")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", required=True, help="root of the collected databases (the split's directories "
+                                                    "are relative to it)")
+    p.add_argument("--split", required=True, help="split JSON file (cdmpp-tvm split)")
+    p.add_argument("--cdmpp-checkpoint", required=True, help="CDMPP checkpoint trained on the split's train part")
+    p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for XGB and MLP (default: all)")
+    p.add_argument("--mlp-time-limit", type=float, default=None, help="seconds of MLP training at most")
+    args = p.parse_args(argv)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    train_dirs, test_dirs = read_split(args.split, args.dataset)
+    train, _ = load_cached_features(train_dirs, PER_STORE)
+    test_rows, facts = load_cached_features(test_dirs, PER_STORE)
+    test_asts, _ = load_cached_features(test_dirs, COMPACT_AST)
+    test_rows, test_asts = _same_records(test_rows, test_asts)
+    if len(train) == 0 or len(test_rows) == 0:
+        print(f"error: {len(train)} training and {len(test_rows)} test records; need both", file=sys.stderr)
+        return 2
+    true_s = test_rows.latencies
+    groups = task_labels(test_rows.groups, facts["task_names"])
+    print(f"train: {len(train)} records of {len(np.unique(train.groups))} tasks; "
+          f"test: {len(true_s)} records of {len(np.unique(groups))} tasks", flush=True)
+
+    checkpoint = load_checkpoint(args.cdmpp_checkpoint)
+    test_data = to_training_data(test_asts)
+    predictions, train_seconds = {"CDMPP": checkpoint.predict_latency_s(test_data.asts, test_data.device)}, {}
+    train_seconds["CDMPP"] = checkpoint.info.get("history", {}).get("seconds")  # trained elsewhere: as recorded
+    X = train.rows["features"]
+    for name, model in (("XGB", XGBBaseline(n_threads=args.threads)),
+                        ("MLP", SegmentSumMLP(MLPConfig(time_limit_s=args.mlp_time_limit), n_threads=args.threads))):
+        start = time.perf_counter()
+        model.fit(X, train.latencies, train.groups)
+        train_seconds[name] = time.perf_counter() - start
+        predictions[name] = model.predict(test_rows.rows["features"])
+        print(f"{name}: trained in {train_seconds[name]:.1f} s", flush=True)
+
+    results = {name: compute_metrics(predictions[name], true_s, groups) for name in MODELS}
+    for name in MODELS:
+        print(format_metrics_table(results[name], title=f"== {name}"), "\n", flush=True)
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])])
+    meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or
+            platform.machine(), "cpus": os.cpu_count(), "dataset": args.dataset, "split": args.split,
+            "cdmpp_checkpoint": checkpoint.path, "n_train_records": len(train),
+            "n_train_tasks": len(np.unique(train.groups)), "n_test_records": len(true_s),
+            "n_test_tasks": len(np.unique(groups)), "units": {"mape": "fraction", "rmse": "ms"}}
+    payload = {"meta": meta, "models": {name: {"train_seconds": train_seconds[name], **results[name]}
+                                        for name in MODELS}}
+    _write_atomic(out_dir / "accuracy.json", json.dumps(payload, indent=1) + "\n")
+    _write_atomic(out_dir / "accuracy.md", _markdown(meta, results, train_seconds))
+    _plot(predictions, true_s, results, out_dir / "accuracy.png")
+    print(f"wrote {out_dir / 'accuracy.json'}, {out_dir / 'accuracy.md'} and {out_dir / 'accuracy.png'}")
+    return 0
+
+
+def _same_records(a: CachedFeatures, b: CachedFeatures) -> tuple[CachedFeatures, CachedFeatures]:
+    """Both restricted to the records both hold, in the same order (a record one featurizer could not
+    handle is in only one cache)."""
+    common = set(a.record_ids.tolist()) & set(b.record_ids.tolist())
+    if len(common) < max(len(a), len(b)):
+        print(f"note: {max(len(a), len(b)) - len(common)} test record(s) featurized by only one feature kind "
+              "are left out", flush=True)
+    order_b = {rid: i for i, rid in enumerate(b.record_ids.tolist())}
+    ia = np.array([i for i, rid in enumerate(a.record_ids.tolist()) if rid in common], dtype=int)
+    ib = np.array([order_b[rid] for rid in a.record_ids[ia].tolist()], dtype=int)
+    return _subset(a, ia), _subset(b, ib)
+
+
+def _subset(f: CachedFeatures, idx: np.ndarray) -> CachedFeatures:
+    return CachedFeatures({k: [v[i] for i in idx] for k, v in f.rows.items()}, f.latencies[idx], f.groups[idx],
+                          None if f.device is None else f.device[idx], f.record_ids[idx])
+
+
+def _markdown(meta: dict, results: dict, train_seconds: dict) -> str:
+    lines = [f"# Prediction accuracy on the test part of `{meta['split']}`", "",
+             (f"{meta['n_test_records']} test records of {meta['n_test_tasks']} tasks; baselines trained on "
+              f"{meta['n_train_records']} records of {meta['n_train_tasks']} tasks. {meta['date']}, "
+              f"{meta['cpus']} CPUs ({meta['machine']})."), "",
+             ("MAPE over records (as a percentage); RMSE over records in milliseconds; Spearman, Kendall, "
+              "top-1 and top-5 are per-task values averaged over tasks (top-k = best latency of the task / "
+              "best latency among the k programs predicted fastest). CDMPP's training seconds are those "
+              "recorded in its checkpoint (trained elsewhere)."), "",
+             "| model | MAPE | RMSE (ms) | Spearman | Kendall | top-1 | top-5 | training seconds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        o = r["overall"]
+        secs = train_seconds[name]
+        lines.append(f"| {name} | {100 * o['mape']:.1f}% | {o['rmse']:.4g} | {_num(o['spearman'])} | "
+                     f"{_num(o['kendall'])} | {_num(o['top1'])} | {_num(o['top5'])} | "
+                     f"{'n/a' if secs is None else f'{secs:.1f}'} |")
+    lines += ["", "Command:", "", "```", meta["command"], "```", ""]
+    return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _plot(predictions: dict, true_s: np.ndarray, results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(predictions), figsize=(4.2 * len(predictions), 4.2), squeeze=False)
+    lo = min(true_s.min(), *(p.min() for p in predictions.values())) * 1e3 / 1.5
+    hi = max(true_s.max(), *(p.max() for p in predictions.values())) * 1e3 * 1.5
+    for ax, (name, pred) in zip(axes[0], predictions.items()):
+        o = results[name]["overall"]
+        ax.scatter(true_s * 1e3, pred * 1e3, s=4, alpha=0.4)
+        ax.plot([lo, hi], [lo, hi], color="gray", linewidth=1)
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured latency (ms)",
+               ylabel="predicted latency (ms)",
+               title=f"{name}: MAPE {100 * o['mape']:.0f}%, Spearman {_num(o['spearman'])}")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

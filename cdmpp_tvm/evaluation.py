@@ -1,0 +1,132 @@
+"""Accuracy of a latency predictor on measured records: ``cdmpp-tvm evaluate`` and the benchmarks.
+
+Definitions (``compute_metrics``), over records with predicted latency p > 0 and measured latency t > 0,
+both in seconds, and a task (group) for each record:
+
+* **MAPE** = mean over records of |p - t| / t, a fraction (0.14 means 14 %).
+* **RMSE** = sqrt(mean over records of (p - t)^2) with p and t in **milliseconds**.
+* **Spearman / Kendall** (per task): ``scipy.stats.spearmanr`` / ``kendalltau`` (tau-b) between p and t
+  of the task's records. A task with fewer than 2 records or a constant measured latency has no
+  ranking to get right: None. Constant predictions on a task whose latencies differ carry no ranking
+  information: 0.
+* **top-k score** (per task) = (lowest measured latency of the task) / (lowest measured latency among
+  the k records with the lowest predicted latency): the fraction of the best speed a tuner would reach
+  by measuring only the model's top k. A ratio in (0, 1], 1 = the best program is in the top k. Ties
+  in prediction are broken by record order. None for a task with fewer than 2 records.
+* **overall**: MAPE and RMSE over all records; Spearman, Kendall, top-1 and top-5 are the **mean over
+  tasks** of the per-task values, skipping None (ranking programs of different tasks against each
+  other is meaningless: a tuner only ever compares candidates of one task). None when no task has one.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+RANKING_METRICS = ("spearman", "kendall", "top1", "top5")
+
+
+def compute_metrics(pred_s, true_s, groups) -> dict:
+    """-> ``{"overall": {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks"},
+    "per_task": [{"task", "n_records", "mape", "rmse", "spearman", "kendall", "top1", "top5"}, ...]}``
+    (per_task sorted by task). ``pred_s``, ``true_s``: (N,) latencies in seconds, finite and > 0;
+    ``groups``: (N,) task of each record. See the module docstring for the definitions."""
+    pred, true, groups = _check_inputs(pred_s, true_s, groups)
+    per_task = []
+    for task in sorted(np.unique(groups).tolist(), key=str):
+        idx = np.nonzero(groups == task)[0]
+        per_task.append({"task": task, "n_records": len(idx), **_errors(pred[idx], true[idx]),
+                         **_ranking(pred[idx], true[idx])})
+    overall = {**_errors(pred, true)}
+    for name in RANKING_METRICS:
+        values = [t[name] for t in per_task if t[name] is not None]
+        overall[name] = float(np.mean(values)) if values else None
+    overall.update(n_records=len(pred), n_tasks=len(per_task))
+    return {"overall": overall, "per_task": per_task}
+
+
+def _check_inputs(pred_s, true_s, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    arrays = []
+    for name, a in (("pred_s", pred_s), ("true_s", true_s)):
+        try:
+            a = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"compute_metrics: {name} must be numbers: {e}") from e
+        if a.ndim != 1:
+            raise ValueError(f"compute_metrics: {name} must be a 1-D array, got shape {a.shape}")
+        bad = ~np.isfinite(a) | (a <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"compute_metrics: {name} must be finite latencies > 0 seconds; "
+                             f"{int(bad.sum())} are not (first: index {i}, value {a[i]})")
+        arrays.append(a)
+    groups = np.asarray(groups)
+    if groups.ndim != 1:
+        raise ValueError(f"compute_metrics: groups must be a 1-D array, got shape {groups.shape}")
+    pred, true = arrays
+    if not len(pred) == len(true) == len(groups):
+        raise ValueError(f"compute_metrics: pred_s, true_s and groups must have the same length, got "
+                         f"{len(pred)}, {len(true)} and {len(groups)}")
+    if len(pred) == 0:
+        raise ValueError("compute_metrics: no records")
+    return pred, true, groups
+
+
+def _errors(pred: np.ndarray, true: np.ndarray) -> dict:
+    return {"mape": float(np.mean(np.abs(pred - true) / true)),
+            "rmse": float(np.sqrt(np.mean(((pred - true) * 1e3) ** 2)))}
+
+
+def _ranking(pred: np.ndarray, true: np.ndarray) -> dict:
+    if len(true) < 2:
+        return dict.fromkeys(RANKING_METRICS)
+    out = {"top1": topk_score(pred, true, 1), "top5": topk_score(pred, true, 5)}
+    if np.all(true == true[0]):
+        out.update(spearman=None, kendall=None)
+    elif np.all(pred == pred[0]):
+        out.update(spearman=0.0, kendall=0.0)
+    else:
+        out.update(spearman=float(stats.spearmanr(pred, true).statistic),
+                   kendall=float(stats.kendalltau(pred, true).statistic))
+    return out
+
+
+def topk_score(pred: np.ndarray, true: np.ndarray, k: int) -> float:
+    """(min true latency) / (min true latency of the k records predicted fastest), in (0, 1]."""
+    top = np.argsort(pred, kind="stable")[:k]
+    return float(true.min() / true[top].min())
+
+
+def format_metrics_table(result: dict, title: str = "") -> str:
+    """The overall metrics and a per-task table of a ``compute_metrics`` result, as text."""
+    o = result["overall"]
+    lines = [title] if title else []
+    lines.append(f"Overall: {o['n_records']} records, {o['n_tasks']} task(s): MAPE {_pct(o['mape'])}, "
+                 f"RMSE {o['rmse']:.4g} ms, and means over tasks: Spearman {_num(o['spearman'])}, "
+                 f"Kendall {_num(o['kendall'])}, top-1 {_num(o['top1'])}, top-5 {_num(o['top5'])}")
+    header = ("task", "records", "MAPE", "RMSE (ms)", "Spearman", "Kendall", "top-1", "top-5")
+    rows = [(str(t["task"]), str(t["n_records"]), _pct(t["mape"]), f"{t['rmse']:.4g}", _num(t["spearman"]),
+             _num(t["kendall"]), _num(t["top1"]), _num(t["top5"])) for t in result["per_task"]]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def task_labels(task_keys: np.ndarray, task_names: dict[str, str]) -> np.ndarray:
+    """A readable label per record: its task's name, with the key's first 8 characters appended when
+    two different tasks (keys) share a name, so that labels still identify tasks one to one."""
+    keys = sorted(set(np.asarray(task_keys).tolist()))
+    names = {k: task_names.get(k, k) for k in keys}
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    label = {k: f"{n} [{k[:8]}]" if n in shared else n for k, n in names.items()}
+    return np.asarray([label[k] for k in np.asarray(task_keys).tolist()], dtype=str)

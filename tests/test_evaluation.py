@@ -1,0 +1,296 @@
+"""Accuracy metrics, the PerStoreFeature cache, the XGB / MLP baselines and ``cdmpp-tvm evaluate``."""
+import json
+import math
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cdmpp_tvm.evaluation import (
+    compute_metrics,
+    format_metrics_table,
+    task_labels,
+    topk_score,
+)
+
+BOOTSTRAP = Path(__file__).resolve().parent.parent / "data" / "bootstrap-cpu-znver1.tar.xz"
+TASK = "GMM-0"  # one task of the bootstrap dataset: 64 records
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+def test_perfect_prediction():
+    true = np.array([1e-3, 2e-3, 3e-3, 5e-3, 8e-3, 13e-3])
+    r = compute_metrics(true.copy(), true, ["a"] * 6)
+    o = r["overall"]
+    assert o["mape"] == 0 and o["rmse"] == 0
+    assert o["spearman"] == pytest.approx(1) and o["kendall"] == pytest.approx(1)
+    assert o["top1"] == 1 and o["top5"] == 1
+    assert o["n_records"] == 6 and o["n_tasks"] == 1
+    assert [t["task"] for t in r["per_task"]] == ["a"]
+
+
+def test_reversed_ranking_and_known_errors():
+    true = np.arange(1, 8) * 1e-3  # 1..7 ms
+    pred = true[::-1].copy()  # 7..1 ms: the fastest program is predicted slowest
+    t = compute_metrics(pred, true, np.zeros(7, dtype=int))["per_task"][0]
+    assert t["spearman"] == pytest.approx(-1) and t["kendall"] == pytest.approx(-1)
+    assert t["top1"] == pytest.approx(1 / 7)  # picks the 7 ms program
+    assert t["top5"] == pytest.approx(1 / 3)  # the 5 predicted fastest are 7, 6, 5, 4, 3 ms
+    assert t["mape"] == pytest.approx(np.mean(np.abs(pred - true) / true))
+    # MAPE is a fraction; RMSE is in milliseconds.
+    r = compute_metrics([2.0, 1.0], [1.0, 2.0], ["x", "x"])["overall"]
+    assert r["mape"] == pytest.approx(0.75) and r["rmse"] == pytest.approx(1000.0)
+
+
+def test_topk_score_small_example():
+    true = np.array([4.0, 1.0, 3.0, 2.0])
+    pred = np.array([0.1, 0.4, 0.2, 0.3])  # predicted order: 0, 2, 3, 1
+    assert topk_score(pred, true, 1) == pytest.approx(1 / 4)
+    assert topk_score(pred, true, 2) == pytest.approx(1 / 3)
+    assert topk_score(pred, true, 3) == pytest.approx(1 / 2)
+    assert topk_score(pred, true, 4) == 1 and topk_score(pred, true, 10) == 1
+
+
+def test_ranking_is_per_task_and_averaged_over_tasks():
+    # Task a: perfect order; task b: reversed. Ranked together they would look almost perfect.
+    true = np.array([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]) * 1e-3
+    pred = np.array([1.0, 2.0, 3.0, 30.0, 20.0, 10.0]) * 1e-3
+    groups = ["a", "a", "a", "b", "b", "b"]
+    r = compute_metrics(pred, true, groups)
+    by_task = {t["task"]: t for t in r["per_task"]}
+    assert by_task["a"]["spearman"] == pytest.approx(1) and by_task["b"]["spearman"] == pytest.approx(-1)
+    assert r["overall"]["spearman"] == pytest.approx(0)
+    assert r["overall"]["top1"] == pytest.approx((1 + 10 / 30) / 2)
+    assert r["overall"]["n_tasks"] == 2
+
+
+def test_undefined_ranking_is_none_and_skipped():
+    true = np.array([1.0, 2.0, 3.0, 5.0, 5.0, 7.0]) * 1e-3
+    pred = np.array([1.0, 2.0, 3.0, 4.0, 6.0, 1.0]) * 1e-3
+    groups = ["ok", "ok", "ok", "flat", "flat", "single"]
+    r = compute_metrics(pred, true, groups)
+    by_task = {t["task"]: t for t in r["per_task"]}
+    assert by_task["single"]["spearman"] is None and by_task["single"]["top1"] is None
+    assert by_task["flat"]["spearman"] is None and by_task["flat"]["kendall"] is None
+    assert by_task["flat"]["top1"] == 1  # any pick is a best program
+    assert r["overall"]["spearman"] == pytest.approx(1)  # only "ok" counts
+    assert r["overall"]["n_tasks"] == 3 and r["overall"]["n_records"] == 6
+    # Constant predictions for latencies that differ carry no ranking: 0, not an error.
+    t = compute_metrics([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], ["c"] * 3)["per_task"][0]
+    assert t["spearman"] == 0 and t["kendall"] == 0
+    json.dumps(r)  # plain JSON values only
+
+
+@pytest.mark.parametrize("pred, true, groups, match", [
+    ([1.0, 2.0], [1.0], ["a", "a"], "same length"),
+    ([[1.0, 2.0]], [[1.0, 2.0]], ["a", "a"], "1-D"),
+    ([1.0, -2.0], [1.0, 2.0], ["a", "a"], "pred_s must be finite latencies > 0"),
+    ([1.0, 2.0], [0.0, 2.0], ["a", "a"], "true_s must be finite latencies > 0"),
+    ([1.0, np.nan], [1.0, 2.0], ["a", "a"], "pred_s"),
+    ([1.0, 2.0], [1.0, np.inf], ["a", "a"], "true_s"),
+    ([], [], [], "no records"),
+    ([1.0, 2.0], [1.0, 2.0], [["a", "a"]], "groups must be a 1-D"),
+])
+def test_compute_metrics_rejects_bad_input(pred, true, groups, match):
+    with pytest.raises(ValueError, match=match):
+        compute_metrics(pred, true, groups)
+
+
+def test_format_metrics_table_names_units_and_tasks():
+    r = compute_metrics([1e-3, 2e-3, 4e-3], [1e-3, 2e-3, 3e-3], ["conv", "conv", "dense"])
+    text = format_metrics_table(r, title="model X")
+    assert text.splitlines()[0] == "model X"
+    assert "RMSE (ms)" in text and "MAPE 11.1%" in text
+    rows = {line.split()[0]: line for line in text.splitlines()[2:]}
+    assert set(rows) >= {"conv", "dense"} and "n/a" in rows["dense"]  # one record: no ranking
+
+
+def test_task_labels_are_names_kept_unique():
+    keys = np.array(["k1", "k2", "k3", "k1"])
+    labels = task_labels(keys, {"k1": "conv", "k2": "conv", "k3": "dense"})
+    assert labels[2] == "dense" and labels[0] == labels[3]
+    assert labels[0] != labels[1] and labels[0].startswith("conv")
+
+
+# ---------------------------------------------------------------------------------------------- baselines
+
+def synthetic_programs(n_tasks=10, per_task=30, seed=0):
+    """PerStoreFeature-like programs: 1-3 rows of 164 non-negative features; latency is a sum over
+    rows of a function of two columns, times a per-task scale carried by a third column."""
+    rng = np.random.default_rng(seed)
+    X, lat, groups = [], [], []
+    for task in range(n_tasks):
+        scale = 2.0 ** task
+        for _ in range(per_task):
+            rows = np.zeros((rng.integers(1, 4), 164), dtype=np.float32)
+            rows[:, :2] = rng.uniform(0, 6, (len(rows), 2))
+            rows[:, 2] = task
+            rows[:, 3:10] = rng.uniform(0, 1, (len(rows), 7))  # noise columns
+            X.append(rows)
+            lat.append(1e-6 * scale * np.sum(2.0 ** rows[:, 0] + 4 * rows[:, 1]))
+            groups.append(f"task{task}")
+    return X, np.array(lat), np.array(groups)
+
+
+def _split(X, lat, groups, test_tasks=("task3", "task6")):
+    def pick(mask):
+        return [X[i] for i in np.nonzero(mask)[0]], lat[mask], groups[mask]
+
+    is_test = np.isin(groups, test_tasks)
+    return pick(~is_test), pick(is_test)
+
+
+@pytest.mark.parametrize("make", ["xgb", "mlp"])
+def test_baseline_learns_synthetic_latency_and_round_trips(make, tmp_path):
+    from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline
+
+    (X, lat, groups), (Xt, lat_t, groups_t) = _split(*synthetic_programs(per_task=100))
+    if make == "xgb":
+        model, path = XGBBaseline(max_rounds=300, n_threads=1), tmp_path / "xgb.json"
+    else:
+        model, path = SegmentSumMLP(MLPConfig(max_epochs=80, patience=15), n_threads=1), tmp_path / "mlp.pt"
+    model.fit(X, lat, groups)
+    pred = model.predict(Xt)
+    assert pred.shape == (len(Xt),) and np.all(np.isfinite(pred)) and np.all(pred > 0)
+    m = compute_metrics(pred, lat_t, groups_t)["overall"]
+    constant = compute_metrics(np.full(len(lat_t), np.exp(np.log(lat).mean())), lat_t, groups_t)["overall"]
+    assert m["spearman"] > 0.8, m
+    assert m["mape"] < 0.5 * constant["mape"], (m, constant)
+    model.save(path)
+    loaded = type(model).load(path)
+    np.testing.assert_allclose(loaded.predict(Xt), pred, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", ["xgb", "mlp"])
+def test_baseline_validates_shapes(make):
+    from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline
+
+    model = XGBBaseline(max_rounds=5, n_threads=1) if make == "xgb" else SegmentSumMLP(MLPConfig(max_epochs=2))
+    X, lat, groups = synthetic_programs(n_tasks=3, per_task=8)
+    with pytest.raises(RuntimeError, match="fit or load"):
+        model.predict(X)
+    with pytest.raises(ValueError, match="list of"):
+        model.fit(np.zeros((5, 164)), lat[:5], groups[:5])
+    with pytest.raises(ValueError, match="latency_s must have shape"):
+        model.fit(X, lat[:-1], groups)
+    with pytest.raises(ValueError, match="finite and > 0"):
+        model.fit(X, -lat, groups)
+    with pytest.raises(ValueError, match="features per row"):
+        model.fit([*X[:-1], np.zeros((2, 100), np.float32)], lat, groups)
+    model.fit(X, lat, groups)
+    with pytest.raises(ValueError, match="164"):
+        model.predict([np.zeros((2, 100), np.float32)])
+    # A program with no rows (PerStoreFeature gives none for a program that only stores constants) is valid.
+    pred = model.predict([np.zeros((0, 164), np.float32), X[0]])
+    assert pred.shape == (2,) and np.all(np.isfinite(pred)) and np.all(pred > 0)
+
+
+# ---------------------------------------------------------------------------------------------- real database
+
+@pytest.fixture(scope="module")
+def bootstrap_task(tmp_path_factory) -> Path:
+    """One task directory of the bundled bootstrap dataset (64 records), unpacked once."""
+    out = tmp_path_factory.mktemp("bootstrap")
+    with tarfile.open(BOOTSTRAP, "r:xz") as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(f"./{TASK}/") and m.isfile()]
+        tar.extractall(out, members=members, filter="data")
+    return out / TASK
+
+
+def test_per_store_feature_cache(bootstrap_task, tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+
+    from cdmpp_tvm.data.feature_cache import (
+        CACHE_FILE,
+        PER_STORE,
+        featurize_database,
+        load_cached_features,
+        load_cached_training_data,
+    )
+    from cdmpp_tvm.data.reader import RECORD_FILE, read_database
+
+    db = tmp_path / TASK
+    shutil.copytree(bootstrap_task, db)
+    cache = featurize_database(db, progress=False, kind=PER_STORE)
+    assert cache == db / "features.perstore.npz" and not (db / CACHE_FILE).exists()
+    with np.load(cache) as z:
+        feats, offsets, record_id = z["features"], z["row_offsets"], z["record_id"]
+        assert str(z["feature_schema"]) == PER_STORE.schema
+    assert feats.shape[1] == 164 and feats.dtype == np.float32
+    assert len(offsets) == 65 and offsets[0] == 0 and offsets[-1] == len(feats)
+    assert np.all(np.diff(offsets) >= 1)  # every program here writes at least one buffer
+    # Same rows as MetaSchedule's own extractor on the replayed record.
+    rec = read_database(db).records[5]
+    assert record_id[5] == f"{RECORD_FILE}:6"
+    ctx = ms.TuneContext(mod=rec.workload_mod, target=rec.target, num_threads=1)
+    direct = ms.feature_extractor.PerStoreFeature().extract_from(ctx, [rec.record.as_measure_candidate()])[0].numpy()
+    np.testing.assert_allclose(feats[offsets[5]:offsets[6]], direct, rtol=1e-6)
+    # Fresh: not rewritten. Stale after the database changes: rebuilt with the new record.
+    mtime = cache.stat().st_mtime_ns
+    assert featurize_database(db, progress=False, kind=PER_STORE) == cache and cache.stat().st_mtime_ns == mtime
+    lines = (db / RECORD_FILE).read_text().splitlines()
+    (db / RECORD_FILE).write_text("\n".join(lines + [lines[0]]) + "\n")
+    features, facts = load_cached_features([tmp_path], PER_STORE, progress=False)
+    assert len(features) == 65 and facts["n_databases"] == 1 and facts["task_names"] == {features.groups[0]: TASK}
+    np.testing.assert_array_equal(features.rows["features"][64], features.rows["features"][0])
+    assert features.record_ids[64].endswith(f"{RECORD_FILE}:65")
+    # The compact-AST cache is a separate file, built by the same machinery, and unchanged in use.
+    data, _ = load_cached_training_data([tmp_path])
+    assert (db / CACHE_FILE).exists() and len(data) == 65
+    np.testing.assert_array_equal(data.latencies, features.latencies)
+
+
+def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
+    from cdmpp_tvm.cli import main
+
+    db = tmp_path / "dataset" / TASK
+    shutil.copytree(bootstrap_task, db)
+    (db / "task.json").write_text(json.dumps({"name": "gemm-small", "workload": "w", "tags": []}))
+    out = tmp_path / "metrics" / "eval.json"
+    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(tmp_path / "dataset"),
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "RMSE (ms)" in printed and "gemm-small" in printed
+    result = json.loads(out.read_text())
+    assert {"overall", "per_task", "checkpoint", "databases"} <= set(result)
+    o = result["overall"]
+    assert set(o) == {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks"}
+    assert o["n_records"] == 64 and o["n_tasks"] == 1
+    assert all(math.isfinite(o[k]) for k in ("mape", "rmse", "spearman", "kendall", "top1", "top5"))
+    # GMM-0 is in the bootstrap checkpoint's training data: its ranking must be far better than chance.
+    assert o["spearman"] > 0.3 and 0 < o["top5"] <= 1 and 0 < o["mape"] < 10
+    (task,) = result["per_task"]
+    assert task["task"] == "gemm-small" and task["n_records"] == 64
+    assert not list(out.parent.glob(".*tmp*"))  # written atomically, no leftovers
+    # The test part of a split file, its root replaced (a moved dataset): the same records.
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"kind": "cross-model", "held_out": ["n"], "root": "/elsewhere",
+                                 "train": ["other-task"], "test": [TASK]}))
+    out2 = tmp_path / "split-eval.json"
+    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--split", str(split), "--database",
+                 str(tmp_path / "dataset"), "--json", str(out2)]) == 0
+    assert json.loads(out2.read_text())["overall"] == o
+
+
+def test_evaluate_cli_errors(bootstrap_task, tmp_path, capsys):
+    from cdmpp_tvm.cli import main
+    from cdmpp_tvm.data.reader import RECORD_FILE
+
+    failed_only = tmp_path / "failed" / TASK
+    shutil.copytree(bootstrap_task, failed_only)
+    wl, (trace, _, target, args_info) = json.loads((failed_only / RECORD_FILE).read_text().splitlines()[0])
+    (failed_only / RECORD_FILE).write_text(json.dumps([wl, [trace, [1e10], target, args_info]]) + "\n")
+    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(failed_only)]) == 2
+    assert "no valid records in 1 database(s) (1 failed runs)" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", "no-such-model", "--database", str(failed_only)]) == 2
+    assert "neither a file nor a bundled checkpoint" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(tmp_path / "empty")]) == 2
+    assert "no MetaSchedule databases" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", "llvm-bootstrap"]) == 2
+    assert "--database" in capsys.readouterr().err

@@ -1,0 +1,100 @@
+"""Search benchmark harness and network latency prediction, with real tuning on tiny budgets."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tvm.s_tir import meta_schedule as ms
+
+from cdmpp_tvm.checkpoint import load_checkpoint
+from cdmpp_tvm.network_latency import measure_network_latency, predict_network_latency
+from cdmpp_tvm.search_benchmark import SearchBenchConfig, best_at, run_benchmark
+from cdmpp_tvm.workloads import load_workload
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, host_target):
+    out = tmp_path_factory.mktemp("bench")
+    tasks = load_workload("matmul-small", host_target)
+    cfg = SearchBenchConfig(models=("cdmpp", "xgb"), trials=16, trials_per_iter=8, population_size=64, seeds=(0,),
+                            budgets=(8, 16))
+    return out, tasks, cfg, run_benchmark(tasks, host_target, cfg, out, progress=False)
+
+
+def test_search_benchmark_two_models_one_task(bench):
+    out, tasks, cfg, report = bench
+    assert {r["model"] for r in report["runs"]} == {"cdmpp", "xgb"}
+    for run in report["runs"]:
+        assert run["trials"] == 16
+        trials = [n for n, _ in run["curve"]]
+        assert trials == [8, 16]
+        bests = [b for _, b in run["curve"] if b is not None]
+        assert bests and all(a >= b for a, b in zip(bests, bests[1:])), "best-so-far must never get worse"
+        split = run["time_split_s"]
+        assert all(v >= 0 for v in split.values())
+        assert split["build"] > 0 and split["run"] > 0
+        assert sum(split.values()) == pytest.approx(run["wall_s"], rel=0.05)
+        db_lines = (out / "runs" / run["model"]).rglob("database_tuning_record.json")
+        assert sum(len(p.read_text().splitlines()) for p in db_lines) == 16
+    cdmpp = next(r for r in report["runs"] if r["model"] == "cdmpp")
+    assert cdmpp["time_split_s"]["featurize"] > 0 and cdmpp["cost_model_stats"]["candidates_scored"] > 0
+    speedup = report["summary"]["speedup"]["16"]["xgb"]
+    xgb = next(r for r in report["runs"] if r["model"] == "xgb")
+    assert speedup == pytest.approx(best_at(xgb["curve"], 16) / best_at(cdmpp["curve"], 16))
+    for name in ("results.json", "results.csv", "summary.md", "search_total.png"):
+        assert (out / name).stat().st_size > 0
+    assert len(list(out.glob("search_*.png"))) == 2
+    assert "vs xgb" in (out / "summary.md").read_text()
+
+
+def test_search_benchmark_resumes_a_killed_run_from_its_database(bench, host_target):
+    out, tasks, cfg, report = bench
+    run_dir = next((out / "runs" / "xgb").rglob("seed0"))
+    before = json.loads((run_dir / "result.json").read_text())
+    # A run killed after its last batch was stored: no result.json, curve lost; the database survives.
+    (run_dir / "result.json").unlink()
+    (run_dir / "curve.jsonl").unlink()
+    again = run_benchmark(tasks, host_target, cfg, out, progress=False)
+    resumed = next(r for r in again["runs"] if r["model"] == "xgb")
+    assert resumed["resumed_from"] == 16 and resumed["trials"] == 16
+    assert resumed["best_s"] == pytest.approx(before["best_s"])
+    # The finished cdmpp run is skipped, not re-run.
+    assert next(r for r in again["runs"] if r["model"] == "cdmpp")["wall_s"] == \
+        next(r for r in report["runs"] if r["model"] == "cdmpp")["wall_s"]
+
+
+def test_predict_network_uses_measured_records_and_samples_the_rest(host_target, tmp_path):
+    ckpt = load_checkpoint("llvm-bootstrap")
+    sampled = predict_network_latency("dcgan_generator", host_target, ckpt, samples=8)
+    assert len(sampled.tasks) >= 3 and all(t.source == "sampled" for t in sampled.tasks)
+    assert all(t.predicted_s > 0 for t in sampled.tasks)
+    assert sampled.predicted_s == pytest.approx(sum(t.weight * t.predicted_s for t in sampled.tasks))
+
+    # A database holding a "measured" record of the first task: it must be found by workload and used.
+    db_dir = tmp_path / "db"
+    db_dir.mkdir()
+    database = ms.database.JSONDatabase(work_dir=str(db_dir))
+    rec = sampled._records[0]
+    database.commit_tuning_record(ms.database.TuningRecord(rec.trace, database.commit_workload(rec.workload.mod),
+                                                           [1.5e-3, 1.5e-3, 1.5e-3], host_target, rec.args_info))
+    mixed = predict_network_latency("dcgan_generator", host_target, ckpt, [str(db_dir)], samples=8)
+    first = mixed.tasks[0]
+    assert first.source == "measured" and first.measured_s == pytest.approx(1.5e-3)
+    assert [t.source for t in mixed.tasks[1:]] == ["sampled"] * (len(mixed.tasks) - 1)
+
+    measured = measure_network_latency(sampled, host_target, repeat=2, min_repeat_ms=20)
+    assert np.isfinite(measured) and measured > 0
+
+
+def test_cli_predict_network_writes_json(tmp_path):
+    out = tmp_path / "pred.json"
+    proc = subprocess.run([sys.executable, "-m", "cdmpp_tvm.cli", "predict-network", "--network", "dcgan_generator",
+                           "--samples", "4", "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    assert result["predicted_s"] > 0 and result["network"] == "dcgan_generator"
+    assert "Predicted dcgan_generator latency" in proc.stdout
