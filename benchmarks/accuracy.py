@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cdmpp_tvm.atomic_io import atomic_path, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline  # noqa: E402
 from cdmpp_tvm.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             "n_test_tasks": len(np.unique(groups)), "units": {"mape": "fraction", "rmse": "ms"}}
     payload = {"meta": meta, "models": {name: {"train_seconds": train_seconds[name], **results[name]}
                                         for name in MODELS}}
-    _write_atomic(out_dir / "accuracy.json", json.dumps(payload, indent=1) + "\n")
-    _write_atomic(out_dir / "accuracy.md", _markdown(meta, results, train_seconds))
+    write_text_atomic(out_dir / "accuracy.json", json.dumps(payload, indent=1) + "\n")
+    write_text_atomic(out_dir / "accuracy.md", _markdown(meta, results, train_seconds))
     _plot(predictions, true_s, results, out_dir / "accuracy.png")
     print(f"wrote {out_dir / 'accuracy.json'}, {out_dir / 'accuracy.md'} and {out_dir / 'accuracy.png'}")
     return 0
@@ -163,16 +164,9 @@ def _plot(predictions: dict, true_s: np.ndarray, results: dict, path: Path) -> N
                ylabel="predicted latency (ms)",
                title=f"{name}: MAPE {100 * o['mape']:.0f}%, Spearman {_num(o['spearman'])}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .atomic_io import atomic_path
 from .device import DEVICE_SCHEMA_VERSION
 from .features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
 from .model import CDMPPNet, LabelTransform, ModelConfig
@@ -36,7 +36,7 @@ class CheckpointError(ValueError):
 class Checkpoint:
     model: CDMPPNet
     label_transform: LabelTransform
-    device: dict  # {"name": str, "target": dict, "descriptor": list[float]} of the training device(s)
+    device: dict  # {"name", "targets", "descriptor" [, "finetuned_from"]} of the training device(s)
     info: dict = field(default_factory=dict)  # training facts: data, config, history, date
     path: str = ""
 
@@ -73,20 +73,8 @@ def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: L
         "device": device,
         "info": json.loads(json.dumps(info or {})),  # plain JSON values only, so weights_only loading works
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:

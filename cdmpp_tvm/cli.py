@@ -8,8 +8,17 @@
                            [--out best.yaml]
     cdmpp-tvm collect (--suite NAME|YAML | --workload W ...) --out DIR [--random N] [--evolutionary M]
                       [--rpc-tracker HOST:PORT --rpc-key KEY]
+    cdmpp-tvm featurize --database DIR [DIR ...] [--kind cdmpp|perstore|all]
+    cdmpp-tvm split --dataset ROOT (--held-out NET ... | --test-devices DEV ...) --out SPLIT.json
+    cdmpp-tvm evaluate --checkpoint C (--database DIR ... | --split S.json) [--json OUT]
     cdmpp-tvm predict-network --network NAME [--target T] [--checkpoint C] [--database DIR ...] [--measure]
     cdmpp-tvm bench-search (--workload W ... | --suite S) --out DIR [--models ...] [--trials N] [--seeds ...]
+    cdmpp-tvm devices [--json]
+    cdmpp-tvm select --checkpoint C --workloads SUITE|NAME ... --device DEV --budget N --out DIR
+                     [--per-task-candidates 256] [--method kmeans|random]
+    cdmpp-tvm collect --from-selection DIR --out OUT [--target host|TAG|JSON]
+    cdmpp-tvm finetune --checkpoint BASE --database DIR ... --out NEW [--source-database DIR ...]
+                       [--cmd-weight 1.0] [--epochs N] [--val-fraction 0.2]
 """
 from __future__ import annotations
 
@@ -276,6 +285,8 @@ def _add_collect(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--suite", help="suite name in configs/workloads (operators, networks, ci-tiny) or a YAML path")
     src.add_argument("--workload", action="append", help="a workload name or TVMScript file (repeatable)")
+    src.add_argument("--from-selection", default=None,
+                     help="measure exactly the programs of a selection directory (cdmpp-tvm select)")
     p.add_argument("--out", required=True, help="output directory (resumed if it exists)")
     p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
     p.add_argument("--random", type=int, default=64, help="random design-space samples per task (default 64)")
@@ -291,6 +302,8 @@ def _add_collect(sub) -> None:
 
 
 def _cmd_collect(args) -> int:
+    if args.from_selection:
+        return _cmd_collect_from_selection(args)
     from tvm_patches.host_target import resolve_target
 
     from .data.collect import CollectConfig, RPCSettings, collect
@@ -327,14 +340,18 @@ def _add_featurize(sub) -> None:
     p = sub.add_parser("featurize", help="store compact-AST features of databases (done by train when missing)")
     p.add_argument("--database", nargs="+", required=True, help="database directories (searched recursively)")
     p.add_argument("--force", action="store_true", help="re-featurize even if the cache is fresh")
+    p.add_argument("--kind", choices=["cdmpp", "perstore", "all"], default="all",
+                   help="compact ASTs (cdmpp), PerStoreFeature rows for the baselines (perstore), or both")
     p.set_defaults(func=_cmd_featurize)
 
 
 def _cmd_featurize(args) -> int:
-    from .data.feature_cache import featurize_databases
+    from .data.feature_cache import FEATURE_KINDS, featurize_databases
 
-    caches = featurize_databases(args.database, force=args.force)
-    print(f"{len(caches)} feature cache(s) up to date")
+    kinds = list(FEATURE_KINDS.values()) if args.kind == "all" else [FEATURE_KINDS[args.kind]]
+    for kind in kinds:
+        caches = featurize_databases(args.database, force=args.force, kind=kind)
+        print(f"{len(caches)} {kind.name} feature cache(s) up to date")
     return 0
 
 
@@ -381,8 +398,6 @@ def _add_predict_network(sub) -> None:
 
 
 def _cmd_predict_network(args) -> int:
-    import json
-    import os
 
     from tvm_patches.host_target import resolve_target
     from tvm_patches.tensor_intrin import register_tensor_intrinsics
@@ -411,10 +426,9 @@ def _cmd_predict_network(args) -> int:
         print(f"Measured latency of the compiled network: {measured * 1e3:.3f} ms "
               f"(prediction error {abs(result.predicted_s - measured) / measured:.1%})")
     if args.json:
-        tmp = f"{args.json}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(result.to_dict(), f, indent=1)
-        os.replace(tmp, args.json)
+        from .atomic_io import write_json_atomic
+
+        write_json_atomic(args.json, result.to_dict())
     return 0
 
 
@@ -467,7 +481,7 @@ def cmd_bench_search(args) -> int:
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy of a CDMPP checkpoint on measured databases (MAPE, RMSE, ranking)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint path or bundled name (e.g. llvm-bootstrap)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint path or bundled name (e.g. llvm-cpu)")
     p.add_argument("--database", nargs="+", default=None,
                    help="database directories (searched recursively); with --split, one directory: the dataset "
                         "root, replacing the root stored in the split file")
@@ -478,9 +492,6 @@ def _add_evaluate(sub) -> None:
 
 
 def _cmd_evaluate(args) -> int:
-    import json
-    import os
-    from pathlib import Path
 
     from .checkpoint import CheckpointError, load_checkpoint
     from .data.feature_cache import COMPACT_AST, load_cached_features, to_training_data
@@ -523,12 +534,169 @@ def _cmd_evaluate(args) -> int:
         out = {"checkpoint": checkpoint.path, "databases": [str(d) for d in databases], "split": args.split,
                "part": args.part if args.split else None, "n_failed": facts["n_failed"],
                "units": {"mape": "fraction", "rmse": "ms"}, **result}
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(out, indent=1) + "\n")
-        os.replace(tmp, path)
-        print(f"Wrote {path}")
+        from .atomic_io import write_json_atomic
+
+        write_json_atomic(args.json, out)
+        print(f"Wrote {args.json}")
+    return 0
+
+
+def _add_devices(sub) -> None:
+    p = sub.add_parser("devices", help="list the known devices (descriptor table) and the devices of this machine")
+    p.add_argument("--json", action="store_true", help="print JSON (facts and descriptors) instead of text")
+    p.set_defaults(func=_cmd_devices)
+
+
+def _cmd_devices(args) -> int:
+    import json
+
+    from .device import describe_devices, format_devices
+
+    info = describe_devices()
+    print(json.dumps(info, indent=1) if args.json else format_devices(info))
+    return 0
+
+
+def _resolve_device(spec: str):
+    """(target, device table entry or None) of a --device value: a table name or a target spec."""
+    from tvm_patches.host_target import resolve_target
+
+    from .device import KNOWN_DEVICES, device_for_target, device_target
+
+    if spec in KNOWN_DEVICES:
+        return device_target(spec), KNOWN_DEVICES[spec]
+    target = resolve_target(spec)
+    return target, device_for_target(target)
+
+
+def _load_tasks(specs: list[str], target):
+    """Tasks of --workloads values: suite names / YAML files, or workload names / .py files."""
+    from .workloads import load_suite, load_workload
+    from .workloads.suite import list_suites, merge_duplicate_tasks
+
+    tasks = []
+    for spec in specs:
+        if spec in list_suites() or spec.endswith((".yaml", ".yml")):
+            tasks += load_suite(spec, target)
+        else:
+            tasks += load_workload(spec, target)
+    return merge_duplicate_tasks(tasks)
+
+
+def _add_select(sub) -> None:
+    p = sub.add_parser("select", help="choose which programs to measure on a new device (KMeans over embeddings)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint path or bundled name whose embeddings are clustered")
+    p.add_argument("--workloads", nargs="+", required=True, help="suite names/YAML files or workload names/.py files")
+    p.add_argument("--device", required=True,
+                   help="the new device: a name from `cdmpp-tvm devices`, or a target (host, a tag, a JSON dict)")
+    p.add_argument("--budget", type=int, required=True, help="programs to select, over all tasks together")
+    p.add_argument("--out", required=True, help="selection directory to write (new or empty)")
+    p.add_argument("--per-task-candidates", type=int, default=256, help="design-space samples per task (default 256)")
+    p.add_argument("--method", choices=["kmeans", "random"], default="kmeans")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_select)
+
+
+def _cmd_select(args) -> int:
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .selection import select_programs
+
+    try:
+        target, spec = _resolve_device(args.device)
+        checkpoint = load_checkpoint(args.checkpoint)
+        tasks = _load_tasks(args.workloads, target)
+    except (ValueError, KeyError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Selecting {args.budget} programs ({args.method}) for device {spec.name if spec else target} from "
+          f"{len(tasks)} task(s) x {args.per_task_candidates} candidates", flush=True)
+    try:
+        sel = select_programs(checkpoint, tasks, target, args.budget, args.out, args.per_task_candidates,
+                              args.method, args.seed, device_spec=spec)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for t in sel["tasks"].values():
+        print(f"  {t['name'][:60]:60s} {t['selected']:5d} of {t['candidates']} candidates")
+    print(f"Wrote {sel['n_selected']} programs of {len(sel['tasks'])} task(s) to {args.out} "
+          f"(measure them: cdmpp-tvm collect --from-selection {args.out} --out DIR)")
+    return 0
+
+
+def _cmd_collect_from_selection(args) -> int:
+    from tvm_patches.host_target import resolve_target
+
+    from .data.collect import CollectConfig, RPCSettings, collect_from_selection
+    from .device import device_for_target
+    from .selection import SelectionError, read_selection
+
+    try:
+        selection = read_selection(args.from_selection)
+    except SelectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    target = resolve_target(args.target)
+    rpc = None
+    if args.rpc_tracker or args.rpc_key:
+        if not (args.rpc_tracker and args.rpc_key) or ":" not in args.rpc_tracker:
+            print("error: --rpc-tracker HOST:PORT and --rpc-key KEY go together", file=sys.stderr)
+            return 2
+        host, port = args.rpc_tracker.rsplit(":", 1)
+        rpc = RPCSettings(host, int(port), args.rpc_key)
+    entry = device_for_target(target)
+    wanted = selection.get("device", {}).get("name")
+    if entry is not None and wanted and entry.name != wanted:
+        print(f"warning: the selection was made for device {wanted}, but --target {args.target} is {entry.name}",
+              file=sys.stderr)
+    cfg = CollectConfig(builder=args.builder, build_timeout_s=args.build_timeout, min_repeat_ms=args.min_repeat_ms,
+                        repeat=args.repeat, seed=args.seed)
+    print(f"Measuring the {selection.get('n_selected', '?')} selected programs of {args.from_selection} on {target} "
+          f"into {args.out}", flush=True)
+    try:
+        manifest = collect_from_selection(args.from_selection, target, args.out, cfg, rpc=rpc)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t, run = manifest["totals"], manifest["last_run"]
+    print(f"{t['tasks']} tasks, {t['records']} records: {t['valid']} valid, {t['build_failed']} build errors, "
+          f"{t['run_failed']} run errors. This run: {run['valid_records']} valid records in {run['seconds']:.0f} s")
+    return 0
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a checkpoint on a new device's measured records")
+    p.add_argument("--checkpoint", required=True, help="BASE checkpoint path or bundled name")
+    p.add_argument("--database", nargs="+", required=True, help="the new device's databases (searched recursively)")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--source-database", nargs="+", default=None,
+                   help="databases of the source device(s): programs for the CMD regularizer (latencies unused)")
+    p.add_argument("--cmd-weight", type=float, default=1.0, help="CMD weight; 0 = off (default 1)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 100)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the new device's tasks held out for validation (default 0.2)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: BASE's training lr, else 5e-4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_finetune)
+
+
+def _cmd_finetune(args) -> int:
+    from .adaptation import finetune_databases
+    from .checkpoint import CheckpointError
+
+    extra = {} if args.lr is None else {"lr": args.lr}
+    try:
+        result = finetune_databases(args.checkpoint, args.database, args.out, args.source_database, args.cmd_weight,
+                                    args.epochs, args.val_fraction, args.seed, progress=not args.no_progress, **extra)
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Fine-tuned on {result.n_train} programs of {len(result.train_tasks)} task(s); validation: "
+          f"{result.n_val} programs of {len(result.val_tasks)} held-out task(s)")
+    if result.val is not None:
+        print(f"Validation loss {result.base_val['loss']:.4f} -> {result.val['loss']:.4f}, MAPE "
+              f"{result.base_val['mape']:.1%} -> {result.val['mape']:.1%} (BASE -> fine-tuned)")
+    print(f"Wrote {args.out}")
     return 0
 
 
@@ -545,6 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict_network(sub)
     _add_bench_search(sub)
+    _add_devices(sub)
+    _add_select(sub)
+    _add_finetune(sub)
     return parser
 
 

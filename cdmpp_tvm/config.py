@@ -191,11 +191,7 @@ def load_train_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
 
 def write_train_config(job: TrainJob, path: str | Path, header: str = "") -> None:
     """Write ``job`` as a training YAML that ``cdmpp-tvm train --config`` reads (atomically)."""
-    import os
+    from .atomic_io import write_text_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(job.to_yaml_dict(), sort_keys=False)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)

@@ -38,6 +38,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvm_patches.fast_builder import make_builder
 
+from .atomic_io import atomic_path, write_json_atomic, write_text_atomic
 from .cost_model import CDMPPCostModel
 from .data.collect import task_dir_name
 from .data.reader import latency_of
@@ -179,12 +180,6 @@ def _append_line(path: Path, obj: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def _make_cost_model(model: str, cfg: SearchBenchConfig, seed: int, clock: _Clock):
     if model == "cdmpp":
         inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed)
@@ -257,7 +252,7 @@ def run_one(task: Task, target, model: str, seed: int, cfg: SearchBenchConfig, r
               "best_s": recorder.best, "curve": [(c["trials"], c["best_s"]) for c in curve],
               "wall_s": wall, "time_split_s": split, "resumed_from": len(replayed),
               "cost_model_stats": inner.stats() if isinstance(inner, CDMPPCostModel) else None}
-    _write_json_atomic(result_path, result)
+    write_json_atomic(result_path, result)
     return result
 
 
@@ -273,9 +268,9 @@ def run_benchmark(tasks: list[Task], target, cfg: SearchBenchConfig, out_dir: st
         results.append(run_one(task, target, model, seed, cfg, run_dir, progress=progress))
     report = {"config": asdict(cfg), "target": str(target), "tasks": [t.name for t in tasks],
               "runs": results, "summary": summarize(results, tasks, cfg)}
-    _write_json_atomic(out / "results.json", report)
+    write_json_atomic(out / "results.json", report)
     _write_csv(out / "results.csv", results)
-    (out / "summary.md").write_text(summary_markdown(report))
+    write_text_atomic(out / "summary.md", summary_markdown(report))
     plot_curves(report, out)
     return report
 
@@ -382,14 +377,12 @@ def summary_markdown(report: dict) -> str:
 
 
 def _write_csv(path: Path, results: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "task", "seed", "trials", "best_latency_s"])
         for r in results:
             for n, b in r["curve"]:
                 w.writerow([r["model"], r["task"], r["seed"], n, "" if b is None else b])
-    os.replace(tmp, path)
 
 
 def plot_curves(report: dict, out: Path) -> list[Path]:
@@ -429,7 +422,8 @@ def plot_curves(report: dict, out: Path) -> list[Path]:
         ax.legend()
         fig.tight_layout()
         path = out / ("search_total.png" if name == "__total__" else f"search_{_safe(name)}.png")
-        fig.savefig(path, dpi=110)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
         written.append(path)
     return written

@@ -140,19 +140,31 @@ def test_interleave_by_source_round_robins_networks_and_pools_single_task_source
     assert sorted(order) == sorted(t.name for t in tasks)
 
 
-def test_collect_gives_up_a_task_whose_programs_all_fail():
+def test_collect_stops_a_task_whose_programs_all_fail_or_are_all_the_same(host_target):
     from tvm.s_tir import meta_schedule as ms
 
-    from cdmpp_tvm.data.collect import _CountResults, _Unmeasurable
+    from cdmpp_tvm.data.collect import _CountResults
+    from tvm_patches.candidates import sample_candidates
 
-    # Call the Python method directly (``_inst``): MetaSchedule's FFI entry point wants real candidates.
-    counter = _CountResults(None, give_up_after_failed=4)._inst
+    cands = sample_candidates(load_workload("matmul-small", host_target)[0].mod, host_target, 8, seed=0)
+    assert len({str(c.sch.trace) for c in cands}) > 1
+    # Call the Python method directly (``_inst``): MetaSchedule's FFI entry point wants a task scheduler.
     ok = (ms.builder.BuilderResult("artifact", None), ms.runner.RunnerResult([1e-3], None))
     bad = (ms.builder.BuilderResult("artifact", None), ms.runner.RunnerResult(None, "RuntimeError: index out of range"))
-    counter.apply(None, 0, [None] * 2, [bad[0]] * 2, [bad[1]] * 2)  # 2 failures: below the limit
-    with pytest.raises(_Unmeasurable, match="index out of range"):
-        counter.apply(None, 0, [None] * 2, [bad[0]] * 2, [bad[1]] * 2)
-    # One valid program anywhere means the task is measurable: never give up then.
     counter = _CountResults(None, give_up_after_failed=4)._inst
-    counter.apply(None, 0, [None] * 5, [ok[0]] + [bad[0]] * 4, [ok[1]] + [bad[1]] * 4)
-    assert (counter.valid, counter.run_failed) == (1, 4)
+    counter.apply(None, 0, cands[:2], [bad[0]] * 2, [bad[1]] * 2)  # 2 failures: below the limit
+    assert counter.stop_reason is None
+    with pytest.raises(RuntimeError, match="unmeasurable"):
+        counter.apply(None, 0, cands[:2], [bad[0]] * 2, [bad[1]] * 2)
+    assert "index out of range" in counter.stop_reason[1]
+    # One valid program means the task is measurable: never give up then.
+    counter = _CountResults(None, give_up_after_failed=4)._inst
+    counter.apply(None, 0, cands[:5], [ok[0]] + [bad[0]] * 4, [ok[1]] + [bad[1]] * 4)
+    assert (counter.valid, counter.run_failed, counter.stop_reason) == (1, 4, None)
+    # A first batch of one program repeated: the design space is exhausted.
+    counter = _CountResults(None, check_exhausted=True)._inst
+    with pytest.raises(RuntimeError, match="design_space_exhausted"):
+        counter.apply(None, 0, [cands[0]] * 8, [ok[0]] * 8, [ok[1]] * 8)
+    counter = _CountResults(None, check_exhausted=True)._inst
+    counter.apply(None, 0, cands, [ok[0]] * len(cands), [ok[1]] * len(cands))
+    assert counter.stop_reason is None

@@ -250,7 +250,7 @@ def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
     shutil.copytree(bootstrap_task, db)
     (db / "task.json").write_text(json.dumps({"name": "gemm-small", "workload": "w", "tags": []}))
     out = tmp_path / "metrics" / "eval.json"
-    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(tmp_path / "dataset"),
+    assert main(["evaluate", "--checkpoint", "llvm-cpu", "--database", str(tmp_path / "dataset"),
                  "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "RMSE (ms)" in printed and "gemm-small" in printed
@@ -270,7 +270,7 @@ def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
     split.write_text(json.dumps({"kind": "cross-model", "held_out": ["n"], "root": "/elsewhere",
                                  "train": ["other-task"], "test": [TASK]}))
     out2 = tmp_path / "split-eval.json"
-    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--split", str(split), "--database",
+    assert main(["evaluate", "--checkpoint", "llvm-cpu", "--split", str(split), "--database",
                  str(tmp_path / "dataset"), "--json", str(out2)]) == 0
     assert json.loads(out2.read_text())["overall"] == o
 
@@ -283,14 +283,14 @@ def test_evaluate_cli_errors(bootstrap_task, tmp_path, capsys):
     shutil.copytree(bootstrap_task, failed_only)
     wl, (trace, _, target, args_info) = json.loads((failed_only / RECORD_FILE).read_text().splitlines()[0])
     (failed_only / RECORD_FILE).write_text(json.dumps([wl, [trace, [1e10], target, args_info]]) + "\n")
-    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(failed_only)]) == 2
+    assert main(["evaluate", "--checkpoint", "llvm-cpu", "--database", str(failed_only)]) == 2
     assert "no valid records in 1 database(s) (1 failed runs)" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", "no-such-model", "--database", str(failed_only)]) == 2
     assert "neither a file nor a bundled checkpoint" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(tmp_path / "empty")]) == 2
+    assert main(["evaluate", "--checkpoint", "llvm-cpu", "--database", str(tmp_path / "empty")]) == 2
     assert "no MetaSchedule databases" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", "llvm-bootstrap", "--database", str(tmp_path / "missing")]) == 2
+    assert main(["evaluate", "--checkpoint", "llvm-cpu", "--database", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", "llvm-bootstrap"]) == 2
+    assert main(["evaluate", "--checkpoint", "llvm-cpu"]) == 2
     assert "--database" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def test_search_benchmark_resumes_a_killed_run_from_its_database(bench, host_tar
 
 
 def test_predict_network_uses_measured_records_and_samples_the_rest(host_target, tmp_path):
-    ckpt = load_checkpoint("llvm-bootstrap")
+    ckpt = load_checkpoint("llvm-cpu")
     sampled = predict_network_latency("dcgan_generator", host_target, ckpt, samples=8)
     assert len(sampled.tasks) >= 3 and all(t.source == "sampled" for t in sampled.tasks)
     assert all(t.predicted_s > 0 for t in sampled.tasks)

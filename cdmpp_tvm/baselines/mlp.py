@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..atomic_io import atomic_path
 from ..model.inference import torch_threads
 from ..model.training import split_by_group
 from ._programs import check_programs, check_targets, pack
@@ -160,10 +160,8 @@ class SegmentSumMLP:
                    "feature_mean": torch.from_numpy(self.feature_mean),
                    "feature_std": torch.from_numpy(self.feature_std),
                    "label_mean": self.label_mean, "label_std": self.label_std}
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "SegmentSumMLP":

@@ -43,11 +43,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
 
+from ..atomic_io import atomic_path
 from ..model.training import split_by_group
 from ._programs import check_programs, check_targets, pack
 
@@ -121,10 +121,8 @@ class XGBBaseline:
             raise RuntimeError("XGBBaseline.save: nothing fitted")
         self.booster.set_attr(cdmpp_intercept=repr(self.intercept), cdmpp_n_features=str(self.n_features_in_),
                               cdmpp_history=json.dumps(self.history))
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.json")
-        self.booster.save_model(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # same suffix: xgboost picks the format (JSON for .json) by it
+            self.booster.save_model(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "XGBBaseline":

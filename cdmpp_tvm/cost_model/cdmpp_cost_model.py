@@ -13,6 +13,12 @@
   model both predict that unseen batch; their pairwise ranking accuracy is tracked as a moving
   average, and predictions come from whichever model ranks fresh measurements better. A few noisy
   updates therefore cannot wreck a good pretrained model (``stats()["guard_uses_anchor"]``).
+* New device: on a target whose device descriptor is not one the checkpoint was trained on (logged once,
+  ``stats()["new_device"]``), the model adapts from measurements alone: online training as above, and a
+  per-task calibration of each model's latency scale, exp(median of log(measured / predicted)): for the
+  frozen pretrained model over its predictions of fresh batches, for the online model over the latest
+  measurements, recomputed after updates when ``predict_latency`` needs it. A constant factor
+  per task, the calibration leaves the scores (the ranking) unchanged.
 * Failure safety: an exception in ``predict`` is logged with its task and candidate count, counted,
   and the call returns uniform random scores (what a random search would do); an exception in
   ``update`` is logged, counted, and that batch is skipped. Tuning goes on either way.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import logging
 import time
 import traceback
@@ -66,6 +73,7 @@ class OnlineConfig:
     buffer_size: int = 20_000  # measured programs kept for replay
     failure_latency_factor: float = 2.0
     guard_momentum: float = 0.7  # moving average of each model's ranking accuracy on fresh batches
+    calibration_window: int = 256  # latest fresh measurements per task that set its latency calibration
 
 
 @derived_object
@@ -102,6 +110,10 @@ class CDMPPCostModel(PyCostModel):
         # Replay buffer of measured programs: (ast, latency or None for a failed run, task key).
         self._buffer: list[tuple[CompactAST, float | None, str]] = []
         self._guard_acc = {"online": 0.5, "anchor": 0.5}
+        # log(measured / predicted) per model and task: the latency calibration of predict_latency.
+        self._residuals: dict[str, dict[str, list[float]]] = {"online": {}, "anchor": {}}
+        self._online_calibration_stale = False
+        self._new_device: dict[str, bool] = {}  # target string -> not a device the checkpoint was trained on
         self._oom = OOMSplitCounter()
         self._stats = {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
                        "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0,
@@ -141,6 +153,21 @@ class CDMPPCostModel(PyCostModel):
                          traceback.format_exc())
         self._stats["update_seconds"] += time.perf_counter() - start
 
+    def predict_latency(self, context: ms.TuneContext, candidates: list[ms.MeasureCandidate]) -> np.ndarray:
+        """Predicted latency in seconds of each candidate on the context's target: the prediction of the
+        model the guard trusts, times that model's calibration factor for the task (1 until something of
+        this device was measured). Unlike ``predict``, exceptions propagate."""
+        if not candidates:
+            return np.zeros(0)
+        with torch_threads(self.num_threads):
+            self._ensure_model(context)
+            asts = self._featurize(context, candidates)
+            lat = self._predict_latency(self._prediction_model(), asts, self._device_vec(context))
+            name = "anchor" if self._use_anchor() else "online"
+            if name == "online" and self._online_calibration_stale:
+                self._refresh_online_calibration(self._device_vec(context))
+        return lat * self._calibration(name, shash2hex(context.mod))
+
     def load(self, path: str) -> None:
         self._load(path)
 
@@ -160,7 +187,8 @@ class CDMPPCostModel(PyCostModel):
                  cache_misses=self.featurizer.misses, cache_hit_rate=self.featurizer.hit_rate,
                  oom_batch_splits=self._oom.splits, fallbacks=s["predict_fallbacks"] + s["update_fallbacks"],
                  guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
-                 torch_device=str(self.torch_device))
+                 torch_device=str(self.torch_device), new_device=any(self._new_device.values()),
+                 calibrated_tasks=len(set(self._residuals["online"]) | set(self._residuals["anchor"])))
         return s
 
     def log_stats(self, level: int = logging.INFO) -> None:
@@ -184,6 +212,9 @@ class CDMPPCostModel(PyCostModel):
         self.model = self._ckpt.model.to(self.torch_device)
         self._anchor = None  # made lazily, at the first online step
         self._opt = None
+        self._residuals = {"online": {}, "anchor": {}}
+        self._online_calibration_stale = False
+        self._new_device = {}
 
     def _ensure_model(self, context: ms.TuneContext) -> None:
         if self.model is not None:
@@ -201,7 +232,36 @@ class CDMPPCostModel(PyCostModel):
         key = str(context.target)
         if key not in self._device_vecs:
             self._device_vecs[key] = device_descriptor(context.target)
+        if key not in self._new_device and self._ckpt is not None:
+            trained = self._trained_descriptors()
+            vec = self._device_vecs[key]
+            self._new_device[key] = not any(t.shape == vec.shape and np.allclose(t, vec, atol=1e-6) for t in trained)
+            if self._new_device[key]:
+                logger.info("CDMPPCostModel: %s is not a device checkpoint %s was trained on (%s); adapting to it "
+                            "from measurements (online training, latency calibration)", device_name(context.target),
+                            self._ckpt.path, self._ckpt.device.get("name"))
         return self._device_vecs[key]
+
+    def _trained_descriptors(self) -> list[np.ndarray]:
+        """Descriptors of the checkpoint's training device(s), under the current descriptor schema."""
+        out = []
+        if self._ckpt.device.get("descriptor"):
+            out.append(np.asarray(self._ckpt.device["descriptor"], dtype=np.float32))
+        for t in self._ckpt.device.get("targets", []) or []:
+            try:
+                import tvm
+
+                out.append(device_descriptor(tvm.target.Target(json.loads(t) if isinstance(t, str) else t)))
+            except Exception:  # noqa: BLE001 - a target this TVM cannot parse is simply not matched
+                continue
+        return out
+
+    def _calibration(self, name: str, task: str) -> float:
+        """exp(median log(measured / predicted)) of ``name``'s fresh predictions for ``task`` (all tasks when
+        this one has none yet; 1 when nothing was measured)."""
+        res = self._residuals[name]
+        values = res.get(task) or [r for v in res.values() for r in v[-self.online.calibration_window:]]
+        return float(np.exp(np.median(values))) if values else 1.0
 
     def _featurize(self, context, candidates) -> list[CompactAST]:
         return self.featurizer.featurize([c.sch.mod for c in candidates], is_gpu_target(context.target))
@@ -253,6 +313,29 @@ class CDMPPCostModel(PyCostModel):
         if len(self._buffer) > self.online.buffer_size:
             del self._buffer[: len(self._buffer) - self.online.buffer_size]
         self._train_online(dev_vec)
+        self._online_calibration_stale = True  # recomputed when predict_latency needs it
+
+    def _refresh_online_calibration(self, dev_vec, max_items: int = 512) -> None:
+        """The online model changes with every update, so its calibration is recomputed after training, on
+        the latest valid measurements (at most ``max_items`` overall, ``calibration_window`` per task)."""
+        per_task: dict[str, list[tuple[CompactAST, float]]] = {}
+        n = 0
+        for ast, lat, task in reversed(self._buffer):
+            if n >= max_items:
+                break
+            if lat is not None and len(per_task.setdefault(task, [])) < self.online.calibration_window:
+                per_task[task].append((ast, lat))
+                n += 1
+        items = [(task, ast, lat) for task, v in per_task.items() for ast, lat in v]
+        if not items:
+            return
+        self._online_calibration_stale = False
+        pred = self._predict_latency(self.model, [ast for _, ast, _ in items], dev_vec)
+        residuals: dict[str, list[float]] = {}
+        for (task, _, lat), p in zip(items, pred):
+            if p > 0 and np.isfinite(p):
+                residuals.setdefault(task, []).append(float(np.log(lat / p)))
+        self._residuals["online"] = residuals
 
     def _labels(self, items) -> tuple[list[CompactAST], np.ndarray, np.ndarray]:
         """Latency labels for buffered items, failures mapped to factor x the task's slowest valid latency."""
@@ -272,16 +355,44 @@ class CDMPPCostModel(PyCostModel):
         return asts, np.asarray(lats), np.asarray(tasks)
 
     def _track_guard(self, batch, dev_vec) -> None:
-        """Score online and anchor models on a batch neither has trained on yet."""
+        """Score online and anchor models on a batch neither has trained on yet: ranking accuracy for the
+        guard, and log(measured / predicted) of the valid measurements for the latency calibration."""
+        if not batch:
+            return
+        asts = [ast for ast, _, _ in batch]
+        online = self._predict_latency(self.model, asts, dev_vec)
+        # Until the first online step the anchor does not exist: the model is still the pretrained one.
+        anchor = online if self._anchor is None else self._predict_latency(self._anchor, asts, dev_vec)
+        for (_, lat, task), p in zip(batch, anchor):  # the anchor is frozen: fresh residuals stay valid
+            if lat is not None and p > 0 and np.isfinite(p):
+                res = self._residuals["anchor"].setdefault(task, [])
+                res.append(float(np.log(lat / p)))
+                del res[: max(0, len(res) - self.online.calibration_window)]
         if self._anchor is None:
             return
-        asts, lats, _ = self._labels(batch)
-        if len(asts) < 2 or np.ptp(lats) == 0:
+        keep, lats = self._label_positions(batch)
+        if len(keep) < 2 or np.ptp(lats) == 0:
             return
         m = self.online.guard_momentum
-        for name, model in (("online", self.model), ("anchor", self._anchor)):
-            acc = _pairwise_accuracy(self._predict_latency(model, asts, dev_vec), lats)
+        for name, pred in (("online", online), ("anchor", anchor)):
+            acc = _pairwise_accuracy(pred[keep], lats)
             self._guard_acc[name] = m * self._guard_acc[name] + (1 - m) * acc
+
+    def _label_positions(self, items) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``items`` that have a label, those labels): ``_labels`` by position."""
+        worst: dict[str, float] = {}
+        for _, lat, task in self._buffer:
+            if lat is not None:
+                worst[task] = max(worst.get(task, 0.0), lat)
+        keep, lats = [], []
+        for i, (_, lat, task) in enumerate(items):
+            if lat is None:
+                if task not in worst:
+                    continue
+                lat = worst[task] * self.online.failure_latency_factor
+            keep.append(i)
+            lats.append(lat)
+        return np.asarray(keep, dtype=int), np.asarray(lats)
 
     def _train_online(self, dev_vec) -> None:
         asts, lats, tasks = self._labels(self._buffer)

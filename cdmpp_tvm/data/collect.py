@@ -39,6 +39,7 @@ from tvm_patches.ffi_version import installed_tvm_versions
 from tvm_patches.quiet_logging import quiet_metaschedule_logging
 from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
+from ..atomic_io import write_json_atomic
 from ..device import device_name
 from ..workloads import Task
 from .reader import RECORD_FILE
@@ -63,7 +64,7 @@ class CollectConfig:
     build_timeout_s: float = 60.0
     run_timeout_s: float = 30.0
     seed: int = 0
-    # Give a task up when this many programs of its random phase all failed (None: never).
+    # Give a task up when this many programs of its random phase all failed (None: never); see _CountResults.
     give_up_after_failed: int | None = 32
 
     def evaluator(self) -> ms.runner.EvaluatorConfig:
@@ -81,14 +82,25 @@ class RPCSettings:
 
 @derived_object
 class _CountResults(ms.measure_callback.PyMeasureCallback):
-    """Counts valid, build-failed and run-failed measurements and advances the progress bar."""
+    """Counts valid, build-failed and run-failed measurements, advances the progress bar, and ends a
+    task early (``stop_reason`` set, then an exception that unwinds MetaSchedule's loop) when
+    measuring more of it would only burn machine time:
 
-    def __init__(self, bar: tqdm | None, give_up_after_failed: int | None = None):
+    * ``"unmeasurable"``: the first ``give_up_after_failed`` programs all failed (e.g. a gather/take
+      whose random index inputs are out of bounds: every program crashes the same way);
+    * ``"design_space_exhausted"``: the first batch holds at most 1/8 distinct programs (injective
+      tasks such as a transpose have a single schedule; ReplayTrace would measure it 64 times and the
+      evolutionary search then spends minutes failing to find a new one).
+    """
+
+    def __init__(self, bar: tqdm | None, give_up_after_failed: int | None = None, check_exhausted: bool = False):
         super().__init__()
         self.bar = bar
         self.give_up_after_failed = give_up_after_failed
-        self.valid = self.build_failed = self.run_failed = 0
+        self.check_exhausted = check_exhausted
+        self.valid = self.build_failed = self.run_failed = self.batches = 0
         self.first_error: str | None = None
+        self.stop_reason: tuple[str, str] | None = None  # (kind, message)
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
         for b, r in zip(builder_results, runner_results):
@@ -102,15 +114,17 @@ class _CountResults(ms.measure_callback.PyMeasureCallback):
             self.first_error = self.first_error or str(b.error_msg or r.error_msg or "no run_secs")[-600:]
         if self.bar is not None:
             self.bar.update(len(measure_candidates))
+        self.batches += 1
         failed = self.build_failed + self.run_failed
         if self.give_up_after_failed and self.valid == 0 and failed >= self.give_up_after_failed:
-            # E.g. a gather/take whose random index inputs are out of bounds: every program of the task
-            # crashes the same way, so measuring the rest would only burn machine time.
-            raise _Unmeasurable(f"the first {failed} programs all failed: {self.first_error}")
-
-
-class _Unmeasurable(RuntimeError):
-    """Every program of a task failed so far; the task is given up (recorded in task.json)."""
+            self.stop_reason = ("unmeasurable", f"the first {failed} programs all failed: {self.first_error}")
+        elif self.check_exhausted and self.batches == 1 and len(measure_candidates) >= 8:
+            distinct = len({str(c.sch.trace) for c in measure_candidates})
+            if distinct <= len(measure_candidates) // 8:
+                self.stop_reason = ("design_space_exhausted", f"{distinct} distinct program(s) among the first "
+                                    f"{len(measure_candidates)} random samples")
+        if self.stop_reason:
+            raise RuntimeError(f"stopping the task: {self.stop_reason[0]}: {self.stop_reason[1]}")
 
 
 def interleave_by_source(tasks: list[Task]) -> list[Task]:
@@ -136,13 +150,16 @@ def task_dir_name(task: Task) -> str:
     return f"{safe}-{shash2hex(task.mod)[2:12]}"
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _exhausted_design_space(record_file: Path) -> str | None:
+    """A message when at most 1/8 of the measured programs are distinct (the design space is one or a
+    few programs), else None."""
+    if not record_file.exists():
+        return None
+    with open(record_file) as f:
+        traces = [json.dumps(json.loads(line)[1][0]) for line in f if line.strip()]
+    if len(traces) >= 8 and len(set(traces)) <= len(traces) // 8:
+        return f"{len(set(traces))} distinct program(s) among {len(traces)} random samples"
+    return None
 
 
 def _count_lines(path: Path) -> int:
@@ -197,13 +214,13 @@ def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.Path
             manifest["tasks"][task_dir_name(task)] = entry
             manifest["totals"] = _totals(manifest["tasks"])
             manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            _write_json_atomic(manifest_path, manifest)
+            write_json_atomic(manifest_path, manifest)
     elapsed = time.time() - start
     new_valid = sum(manifest["tasks"][task_dir_name(t)]["valid"] for t in todo)
     manifest["last_run"] = {"tasks": len(todo), "seconds": elapsed, "valid_records": new_valid,
                             "valid_records_per_hour": new_valid / elapsed * 3600 if elapsed > 0 else None,
                             "loadavg_at_end": os.getloadavg()}
-    _write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest)
     return manifest
 
 
@@ -223,10 +240,15 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
         ph = state["phases"].setdefault(phase, {"records_at_start": _count_lines(work / RECORD_FILE), "done": False})
         if ph["done"] or trials == 0:
             continue
+        if phase == "evolutionary" and (exhausted := _exhausted_design_space(work / RECORD_FILE)):
+            # Also catches a task whose random phase finished before the in-batch check existed, or was resumed.
+            state["stopped_early"] = {"reason": "design_space_exhausted", "detail": exhausted}
+            break
         remaining = trials - (_count_lines(work / RECORD_FILE) - ph["records_at_start"])
-        _write_json_atomic(task_path, state)
+        write_json_atomic(task_path, state)
         if remaining > 0:
-            counter = _CountResults(bar, give_up_after_failed=cfg.give_up_after_failed if phase == "random" else None)
+            counter = _CountResults(bar, give_up_after_failed=cfg.give_up_after_failed if phase == "random" else None,
+                                    check_exhausted=phase == "random")
             t0 = time.time()
             ctx = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply",
                                  search_strategy=strategy, task_name=task.name,
@@ -238,14 +260,12 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
                               database=database, cost_model=cost_model, measure_callbacks=callbacks,
                               task_scheduler="round-robin")
             except Exception as e:  # noqa: BLE001 - one task's failure must not stop the collection
-                if counter.give_up_after_failed and counter.valid == 0 and \
-                        counter.build_failed + counter.run_failed >= counter.give_up_after_failed:
-                    state["unmeasurable"] = True
-                    logger.error("task %s: giving up, the first %d programs all failed: %s", task.name,
-                                 counter.build_failed + counter.run_failed, counter.first_error)
+                if counter.stop_reason:  # raised on purpose by the callback, see _CountResults
+                    state["stopped_early"] = {"reason": counter.stop_reason[0], "detail": counter.stop_reason[1]}
+                    logger.warning("task %s: stopped early (%s): %s", task.name, *counter.stop_reason)
                 else:
                     logger.error("task %s, phase %s failed: %s: %s", task.name, phase, type(e).__name__, e)
-                state.setdefault("errors", []).append(f"{phase}: {type(e).__name__}: {e}"[:1000])
+                    state.setdefault("errors", []).append(f"{phase}: {type(e).__name__}: {e}"[:1000])
             if counter.first_error and "first_error" not in state:
                 state["first_error"] = counter.first_error
             state["valid"] += counter.valid
@@ -253,14 +273,15 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
             state["run_failed"] += counter.run_failed
             state["seconds"] += time.time() - t0
         ph["done"] = True
-        _write_json_atomic(task_path, state)
-        if state.get("unmeasurable"):
+        write_json_atomic(task_path, state)
+        if state.get("stopped_early"):
             break
     state["records"] = _count_lines(work / RECORD_FILE)
     state["status"] = "done"
-    _write_json_atomic(task_path, state)
+    write_json_atomic(task_path, state)
     return {k: state[k] for k in ("name", "tags", "weights", "weight", "workload", "valid", "build_failed",
-                                  "run_failed", "records", "seconds", "status")} | {"unmeasurable": state.get("unmeasurable", False)}
+                                  "run_failed", "records", "seconds", "status")} | \
+        {"stopped_early": state.get("stopped_early", {}).get("reason")}
 
 
 def _runner(cfg: CollectConfig, rpc: RPCSettings | None):
@@ -301,3 +322,177 @@ def _target_json(target) -> dict | str:
 def _totals(tasks: dict) -> dict:
     keys = ("valid", "build_failed", "run_failed", "records")
     return {k: sum(t.get(k, 0) for t in tasks.values()) for k in keys} | {"tasks": len(tasks)}
+
+
+# ------------------------------------------------------------------------------------ --from-selection
+
+def _trace_key(record_json) -> str:
+    """Identity of a program in a database line: its trace JSON (the same text in the selection's
+    database and in the measured one)."""
+    return json.dumps(record_json[0], sort_keys=True, separators=(",", ":"))
+
+
+def _database_lines(path: Path) -> list[tuple[int, list]]:
+    """(workload index, record JSON) of every parsable line of a tuning-record file."""
+    out = []
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                wl_index, rec = json.loads(line)
+                out.append((int(wl_index), rec))
+            except (ValueError, TypeError):
+                continue  # a truncated last line of a killed run: that program is measured again
+    return out
+
+
+def _device_type(target) -> str:
+    """RunnerInput's device type: "cpu" for llvm ("llvm" is refused), else the target kind."""
+    return "cpu" if target.kind.name == "llvm" else target.kind.name
+
+
+def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.Target, out_dir: str | os.PathLike,
+                           cfg: CollectConfig, rpc: RPCSettings | None = None, progress: bool = True) -> dict:
+    """Measure exactly the programs of a selection (``cdmpp-tvm select``) on ``target`` and return the
+    manifest.
+
+    Writes, like ``collect``, one standard MetaSchedule JSON database per task (the selected programs
+    with their measured ``run_secs``, ``[1e10]`` for a build or run error) + ``task.json`` (phase
+    ``selection``) + ``manifest.json`` (with a ``selection`` entry). Programs are built with the
+    project's builder and run with the collect runner in batches of ``cfg.trials_per_iter``; each batch
+    is committed as it completes. Resumable: a program whose trace is already in the output database is
+    not measured again. Raises ``SelectionError`` (a ValueError) for a missing or invalid selection,
+    before anything is built."""
+    from ..selection import read_selection
+    from .reader import WORKLOAD_FILE
+
+    sel_dir = Path(selection_dir)
+    selection = read_selection(sel_dir)
+    out = Path(out_dir)
+    if out.resolve() == sel_dir.resolve():
+        raise ValueError(f"--out {out} is the selection directory; measure into another directory")
+    # Read every selected program first, so a broken selection fails before any build.
+    plan: list[tuple[str, dict, ms.database.Workload, list[list]]] = []
+    for name, entry in selection["tasks"].items():
+        if entry["selected"] == 0:
+            continue
+        lines = _database_lines(sel_dir / name / RECORD_FILE)
+        wl_lines = [ln for ln in (sel_dir / name / WORKLOAD_FILE).read_text().splitlines() if ln.strip()]
+        if not wl_lines or not lines:
+            raise ValueError(f"{sel_dir / name}: no workload or no selected programs; the selection is incomplete")
+        workload = ms.database.Workload.from_json(json.loads(wl_lines[0]))
+        plan.append((name, entry, workload, [rec for _, rec in lines]))
+    quiet_metaschedule_logging()
+    register_tensor_intrinsics(target)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.update(_describe_run(target, cfg, rpc))
+    manifest["selection"] = {"dir": str(sel_dir), "method": selection["method"], "budget": selection["budget"],
+                             "device": selection.get("device", {}).get("name"),
+                             "checkpoint": selection.get("checkpoint"), "selected_target": selection["target"]}
+    manifest.setdefault("tasks", {})
+    builder = make_builder(timeout_sec=cfg.build_timeout_s) if cfg.builder == "fast" else \
+        ms.builder.LocalBuilder(timeout_sec=cfg.build_timeout_s)
+    runner = _runner(cfg, rpc)
+    start, new_valid, n_todo = time.time(), 0, 0
+    total = sum(len(recs) for _, _, _, recs in plan)
+    with tqdm(total=total, desc="measured", unit="program", disable=not progress) as bar:
+        for name, entry, workload, records in plan:
+            state, valid = _measure_selected_task(name, entry, workload, records, target, out, cfg, builder, runner,
+                                                  bar)
+            new_valid += valid
+            n_todo += 1
+            manifest["tasks"][name] = {k: state[k] for k in (
+                "name", "tags", "weights", "weight", "workload", "valid", "build_failed", "run_failed", "records",
+                "seconds", "status")} | {"stopped_early": None}
+            manifest["totals"] = _totals(manifest["tasks"])
+            manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            write_json_atomic(manifest_path, manifest)
+    elapsed = time.time() - start
+    manifest["last_run"] = {"tasks": n_todo, "seconds": elapsed, "valid_records": new_valid,
+                            "valid_records_per_hour": new_valid / elapsed * 3600 if elapsed > 0 else None,
+                            "loadavg_at_end": os.getloadavg()}
+    write_json_atomic(manifest_path, manifest)
+    return manifest
+
+
+def _measure_selected_task(name: str, entry: dict, workload, records: list[list], target, out: Path,
+                           cfg: CollectConfig, builder, runner, bar) -> tuple[dict, int]:
+    """Measure the not yet measured programs of one selected task; -> (task.json state, new valid count)."""
+    work = out / name
+    work.mkdir(exist_ok=True)
+    task_path = work / TASK_FILE
+    state = json.loads(task_path.read_text()) if task_path.exists() else {
+        "name": entry["name"], "tags": list(entry.get("tags", [])), "weights": entry.get("weights", {}),
+        "weight": entry.get("weight", 1.0), "workload": entry.get("workload"), "phases": {}, "valid": 0,
+        "build_failed": 0, "run_failed": 0, "seconds": 0.0}
+    done = {_trace_key(rec) for _, rec in _database_lines(work / RECORD_FILE)}
+    todo = [rec for rec in records if _trace_key(rec) not in done]
+    bar.update(len(records) - len(todo))
+    state["phases"]["selection"] = {"selected": len(records), "done": False}
+    state["status"] = "running"
+    write_json_atomic(task_path, state)
+    database = ms.database.JSONDatabase(work_dir=str(work))
+    wl = database.commit_workload(workload.mod)
+    new_valid = 0
+    t0 = time.time()
+    for b in range(0, len(todo), cfg.trials_per_iter):
+        batch = [ms.database.TuningRecord.from_json(rec, workload) for rec in todo[b:b + cfg.trials_per_iter]]
+        cands = [r.as_measure_candidate() for r in batch]
+        results = measure_candidates(cands, target, builder, runner)
+        for rec, cand, (run_secs, kind) in zip(batch, cands, results):
+            database.commit_tuning_record(ms.database.TuningRecord(
+                trace=rec.trace, workload=wl, run_secs=run_secs, target=target, args_info=cand.args_info))
+            state[kind] += 1
+            new_valid += kind == "valid"
+        bar.update(len(batch))
+        state["seconds"] += time.time() - t0
+        t0 = time.time()
+        write_json_atomic(task_path, state)
+    state["records"] = _count_lines(work / RECORD_FILE)
+    state["phases"]["selection"]["done"] = True
+    state["status"] = "done"
+    write_json_atomic(task_path, state)
+    return state, new_valid
+
+
+def measure_candidates(cands: list, target, builder, runner) -> list[tuple[list[float], str]]:
+    """Build and run MeasureCandidates as MetaSchedule's task scheduler does (BuilderInput ->
+    builder.build, RunnerInput -> runner.run, then the futures' results), removing the build artifacts.
+    -> per candidate (run_secs, "valid" | "build_failed" | "run_failed"), run_secs ``[1e10]`` on an error."""
+    from tvm.s_tir.meta_schedule.utils import remove_build_dir
+
+    from .reader import latency_of
+
+    failed = [1e10]  # what MetaSchedule stores for a build or run error
+    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in cands])
+    out: list[tuple[list[float], str] | None] = [None] * len(cands)
+    inputs, where = [], []
+    for i, (c, b) in enumerate(zip(cands, built)):
+        if b.error_msg is not None or b.artifact_path is None:
+            logger.debug("build failed: %s", str(b.error_msg)[-300:])
+            out[i] = (failed, "build_failed")
+        else:
+            inputs.append(ms.runner.RunnerInput(b.artifact_path, _device_type(target), c.args_info))
+            where.append(i)
+    try:
+        futures = runner.run(inputs) if inputs else []
+        for i, fut in zip(where, futures):
+            r = fut.result()
+            secs = None if r.run_secs is None else [float(s) for s in r.run_secs]
+            if r.error_msg is not None or latency_of(secs) is None:
+                logger.debug("run failed: %s", str(r.error_msg)[-300:])
+                out[i] = (failed, "run_failed")
+            else:
+                out[i] = (secs, "valid")
+    finally:
+        for i in where:
+            try:
+                remove_build_dir(built[i].artifact_path)
+            except OSError:
+                pass
+    return [o if o is not None else (failed, "run_failed") for o in out]

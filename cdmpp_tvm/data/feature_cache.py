@@ -19,7 +19,8 @@ Two feature kinds share this machinery (``FEATURE_KINDS``):
 Every cache file (N programs, M rows in total) also holds ``latency_s`` (N,) float64 (NaN = failed run),
 ``task_key`` (N,) str, ``record_id`` (N,) str, ``record_hash`` (N,) str (hash of the record's line),
 ``device`` (N, DEVICE_DESCRIPTOR_DIM) float32, ``target`` (N,) str (target JSON), plus
-``feature_schema`` and ``source_digest`` (of the whole record file: a cache is stale when either differs).
+``feature_schema``, ``device_schema`` (of the descriptors) and ``source_digest`` (of the whole record
+file): a cache is stale when any of them differs (or, for ``device_schema``, is missing).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..device import device_descriptor
+from ..atomic_io import atomic_path
+from ..device import DEVICE_SCHEMA_VERSION, device_descriptor
 from ..features import (
     FEATURE_DIM,
     FEATURE_SCHEMA_VERSION,
@@ -121,12 +123,15 @@ def _file_digest(path: Path) -> str:
 
 
 def _cache_is_fresh(cache: Path, record_file: Path, schema: str = FEATURE_SCHEMA_VERSION) -> bool:
-    """Fresh = same feature schema and the record file is byte-for-byte what was featurized."""
+    """Fresh = same feature and device-descriptor schemas, and the record file is byte-for-byte what was
+    featurized."""
     if not cache.exists():
         return False
     try:
         with np.load(cache, allow_pickle=False) as z:
-            return str(z["feature_schema"]) == schema and str(z["source_digest"]) == _file_digest(record_file)
+            return (str(z["feature_schema"]) == schema and "device_schema" in z.files
+                    and str(z["device_schema"]) == DEVICE_SCHEMA_VERSION
+                    and str(z["source_digest"]) == _file_digest(record_file))
     except Exception as e:  # noqa: BLE001 - an unreadable cache is simply rebuilt
         logger.warning("%s: unreadable feature cache (%s), rebuilding", cache, e)
         return False
@@ -176,10 +181,10 @@ def featurize_database(directory: str | os.PathLike, force: bool = False, progre
         record_hash=np.asarray(rhash, dtype=str),
         device=np.stack(dev).astype(np.float32) if dev else np.zeros((0, 0), np.float32),
         target=np.asarray(tgt, dtype=str),
-        feature_schema=np.asarray(kind.schema), source_digest=np.asarray(digest))
-    tmp = cache.with_name(f".{cache.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, cache)
+        feature_schema=np.asarray(kind.schema), device_schema=np.asarray(DEVICE_SCHEMA_VERSION),
+        source_digest=np.asarray(digest))
+    with atomic_path(cache) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return cache
 
 

@@ -8,6 +8,12 @@ load never fails on one bad record.
 Latency of a record = median of its ``run_secs``. A record whose run failed (``run_secs`` empty or
 >= 1e9, which is how MetaSchedule stores build and run errors) is kept with ``latency_s = None``:
 it is counted and can be learnt from as a bad schedule, but it is not a regression target.
+
+A record with ``run_secs`` null (JSON ``null``, ``TuningRecord(run_secs=None)``) is **not measured yet**:
+a program chosen to be measured (``cdmpp-tvm select`` writes them), not a failure. MetaSchedule never
+stores a measurement that way (it writes ``[1e10]`` for errors). Such records are counted in
+``ReadReport.n_unmeasured`` and left out of ``records`` unless ``include_unmeasured=True`` (then they
+have ``measured=False`` and ``latency_s=None``).
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ class MeasuredRecord:
     record: ms.database.TuningRecord
     latency_s: float | None  # None: the build or run failed
     source: str  # "file:line", for error messages
+    measured: bool = True  # False: run_secs null, a program selected for measurement, not measured yet
 
     @property
     def workload_mod(self) -> tvm.IRModule:
@@ -55,15 +62,17 @@ class ReadReport:
     records: list[MeasuredRecord] = field(default_factory=list)
     n_failed: int = 0  # records kept with latency None
     problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
+    n_unmeasured: int = 0  # records not measured yet (run_secs null); in records only with include_unmeasured
 
     @property
     def n_valid(self) -> int:
-        return len(self.records) - self.n_failed
+        return sum(1 for r in self.records if r.measured) - self.n_failed
 
     def extend(self, other: "ReadReport") -> None:
         self.records += other.records
         self.n_failed += other.n_failed
         self.problems += other.problems
+        self.n_unmeasured += other.n_unmeasured
 
 
 def find_databases(paths: list[str | os.PathLike]) -> list[Path]:
@@ -83,10 +92,10 @@ def find_databases(paths: list[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
-def read_databases(paths: list[str | os.PathLike]) -> ReadReport:
+def read_databases(paths: list[str | os.PathLike], include_unmeasured: bool = False) -> ReadReport:
     report = ReadReport()
     for d in find_databases(paths):
-        report.extend(read_database(d))
+        report.extend(read_database(d, include_unmeasured))
     for msg in report.problems:
         logger.warning("skipped: %s", msg)
     return report
@@ -101,7 +110,8 @@ def latency_of(run_secs) -> float | None:
     return med if np.isfinite(med) and 0 < med < FAILED_RUN_SECS else None
 
 
-def read_database(directory: str | os.PathLike) -> ReadReport:
+def read_database(directory: str | os.PathLike, include_unmeasured: bool = False) -> ReadReport:
+    """The records of one database directory; see the module docstring for failed and unmeasured ones."""
     directory = Path(directory)
     report = ReadReport()
     workloads = _read_workloads(directory / WORKLOAD_FILE, report)
@@ -120,6 +130,11 @@ def read_database(directory: str | os.PathLike) -> ReadReport:
                 record = ms.database.TuningRecord.from_json(rec_json, workload)
             except Exception as e:  # noqa: BLE001 - any malformed line is reported and skipped
                 report.problems.append(f"{where}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
+            if record.run_secs is None:  # selected for measurement, not measured: neither valid nor failed
+                report.n_unmeasured += 1
+                if include_unmeasured:
+                    report.records.append(MeasuredRecord(key, directory.name, record, None, where, measured=False))
                 continue
             lat = latency_of(record.run_secs)
             report.n_failed += lat is None

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic_io import write_json_atomic
 from .collect import MANIFEST, TASK_FILE
 from .reader import find_databases
 
@@ -85,11 +86,7 @@ def _split(kind: str, params: dict, tasks: list[TaskDir], is_test) -> dict:
 
 
 def write_split(split: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(split, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, split)
 
 
 def read_split(path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:

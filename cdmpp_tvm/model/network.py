@@ -76,19 +76,26 @@ class CDMPPNet(nn.Module):
     def embedding(self, features: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
                   device: torch.Tensor | None = None) -> torch.Tensor:
         """features (B, L, F), positions (B, L) int, mask (B, L) bool (True = real leaf),
-        device (B, device_dim) or None -> program embedding (B, embed_dim)."""
+        device (B, device_dim) or None -> program embedding (B, embed_dim), plus the device embedding."""
+        return self.embeddings(features, positions, mask, device)[1]
+
+    def embeddings(self, features: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
+                   device: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (device-free program embedding, program embedding + device embedding), each (B, embed_dim);
+        the same tensor twice when ``device`` is None."""
         x = (features - self.feature_mean) / self.feature_std
         x = self.input_proj(x) + sinusoidal_encoding(positions, self.cfg.d_model)
         x = self.norm(self.encoder(x, src_key_padding_mask=~mask))
         m = mask.unsqueeze(-1).to(x.dtype)
         mean = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
         mx = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
-        z = self.embed(torch.cat([mean, mx], dim=-1))
-        if device is not None:
-            z = z + self.device_embed(device)
-        return z
+        zp = self.embed(torch.cat([mean, mx], dim=-1))
+        z = zp if device is None else zp + self.device_embed(device)
+        return zp, z
 
-    def forward(self, features, positions, mask, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (prediction of the transformed latency (B,), program embedding (B, embed_dim))."""
-        z = self.embedding(features, positions, mask, device)
-        return self.regressor(z).squeeze(-1), z
+    def forward(self, features, positions, mask, device=None, return_program_embedding: bool = False):
+        """-> (prediction of the transformed latency (B,), program embedding (B, embed_dim)), and with
+        ``return_program_embedding`` also the device-free program embedding (B, embed_dim)."""
+        zp, z = self.embeddings(features, positions, mask, device)
+        pred = self.regressor(z).squeeze(-1)
+        return (pred, z, zp) if return_program_embedding else (pred, z)

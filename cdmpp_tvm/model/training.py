@@ -9,7 +9,10 @@
 * Label transform ``log`` or ``box-cox`` (``label_transform.py``), fitted on the training part only.
 * Optional domain regularizer (``cmd_weight`` > 0): + ``cmd_weight`` x the central moment discrepancy
   (Zellinger et al. 2017, K = 5) between the program embeddings of the training batch and of a batch of
-  unlabeled target-domain programs (``train(..., target_domain=...)``; their latencies are ignored).
+  unlabeled programs of the other domain (``train(..., target_domain=...)``, or ``source_domain=...`` when
+  the labeled data is the new device's, as in fine-tuning; their latencies are ignored). The embeddings
+  compared are the *device-free* program embeddings (before the device embedding is added), so that
+  programs of two devices can be aligned without erasing the device information.
 * Early stopping watches a validation split made of whole *tasks* taken from the training data, never
   from the test data; the returned model holds the weights of the best validation epoch.
 * Every ``checkpoint_every`` epochs the whole training state goes to ``state_path`` (atomically); a later
@@ -25,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic_io import atomic_path
 from ..features import CompactAST
 from .inference import default_torch_device, predict_transformed, to_tensors
 from .label_transform import METHODS, LabelTransform
@@ -226,20 +229,8 @@ def _torch_device(requested: str, ctx: DistContext) -> torch.device:
 def save_training_state(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` with torch.save to a temporary file in the same directory, then rename it over
     ``path``: a kill leaves the previous state or the new one, never half a file."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_training_state(path: str | os.PathLike) -> dict:
@@ -265,7 +256,8 @@ def _cpu_state_dict(module: torch.nn.Module) -> dict:
 def train(data: TrainingData, model_cfg: ModelConfig, cfg: TrainConfig, model: CDMPPNet | None = None,
           label_transform: LabelTransform | None = None, val_data: TrainingData | None = None,
           on_epoch=None, *, target_domain: TrainingData | None = None,
-          state_path: str | os.PathLike | None = None) -> tuple[CDMPPNet, LabelTransform, dict]:
+          state_path: str | os.PathLike | None = None,
+          source_domain: TrainingData | None = None) -> tuple[CDMPPNet, LabelTransform, dict]:
     """Train (or continue training ``model``) and return (model with the best validation weights,
     label transform, history).
 
@@ -273,12 +265,18 @@ def train(data: TrainingData, model_cfg: ModelConfig, cfg: TrainConfig, model: C
     ``on_epoch(epoch, model, history)`` is called after every epoch (on rank 0 only; for checkpoints and
     progress; an exception from it stops training after the state file is written).
     ``target_domain``: unlabeled programs for the CMD regularizer (``cfg.cmd_weight`` > 0).
+    ``source_domain``: the same role under the name that fits fine-tuning (the labeled ``data`` is the new
+    device's, the unlabeled programs are the source device's); give one of the two.
     ``state_path``: training-state file, written every ``cfg.checkpoint_every`` epochs and at the end;
     if it exists, training resumes from it.
 
     history: ``train_loss``, ``val_loss``, ``val_mape`` (MAPE of the de-transformed predictions, NaN
     without a validation split), ``cmd`` (per epoch), ``best_epoch``, ``stopped`` ("epochs", "early" or
     "time_limit"), ``seconds``, ``world_size``, ``samples_seen`` (training programs this rank processed)."""
+    if source_domain is not None:
+        if target_domain is not None:
+            raise ValueError("train: give target_domain or source_domain (the other domain for CMD), not both")
+        target_domain = source_domain
     if len(data) == 0:
         raise ValueError("train: no training data")
     ctx = init_distributed("gloo" if cfg.device == "cpu" else None)
@@ -417,7 +415,10 @@ def _train(data, model_cfg, cfg, model, label_transform, val_data, on_epoch, tar
                 feats, pos, mask, devt = to_tensors(asts, devv, dev)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
-                pred, z = net(feats, pos, mask, devt)
+                if use_cmd:
+                    pred, _, z = net(feats, pos, mask, devt, return_program_embedding=True)
+                else:
+                    pred, z = net(feats, pos, mask, devt)
                 k = len(idx)
                 loss = batch_loss(pred[:k], y_all[idx].to(dev), gid_all[idx].to(dev), lat_all[idx].to(dev),
                                   label_transform, cfg)

@@ -1,0 +1,312 @@
+"""Benchmark: adapting to a new device from few measurements (CDMPP's cross-device experiment).
+
+A source device's dataset trains (or has trained) the BASE checkpoint; a target device's dataset is split
+by whole tasks into a *pool* (the records one could measure) and *held-out* test tasks. For every budget
+B of target samples (default 50, 100, 200, 500, 1000) and seed, B pool records are chosen and four
+predictors are built from them, then scored on the held-out target tasks (MAPE over records, top-1 /
+top-5 / Spearman per task averaged over tasks: ``cdmpp_tvm.evaluation.compute_metrics``):
+
+* ``finetune-kmeans``: BASE fine-tuned (``cdmpp_tvm.adaptation.finetune``, CMD towards the source
+  programs) on the B records chosen by KMeans over BASE's embeddings (with the target device embedding)
+  of the pool: ``cdmpp_tvm.selection.kmeans_select``, as ``cdmpp-tvm select`` does, but among the
+  already measured pool records, so the benchmark runs offline on collected data;
+* ``finetune-random``: the same on B records chosen uniformly;
+* ``scratch``: CDMPP (BASE's architecture) trained from scratch on the KMeans-chosen records;
+* ``xgb``: ``cdmpp_tvm.baselines.XGBBaseline`` trained on the KMeans-chosen records;
+
+plus ``base`` (BASE without any target sample, budget 0) as the reference. Devices: any two datasets,
+e.g. two CPUs, or one CPU with two llvm targets (num-cores 2 vs 1), or a CPU source and a GPU target.
+
+    python benchmarks/cross_device.py --source SRC_DIR [...] --target TGT_DIR [...]
+        [--base-checkpoint CKPT | --base-config configs/train/default.yaml [--base-epochs N]]
+        [--held-out-fraction 0.3 | --held-out-tasks NAME ...] [--budgets 50 100 200 500 1000] [--seeds 0 1 2]
+        [--epochs 100] [--scratch-epochs 300] [--cmd-weight 1.0] [--threads N] [--out-dir benchmarks/results]
+
+Writes ``cross_device.json`` (every run's metrics, the means over seeds, the settings; rewritten after
+every run, and a rerun with the same settings skips the runs it holds), ``cross_device.md`` (tables of
+MAPE and top-1 by budget) and ``cross_device.png`` (MAPE and top-1 vs budget) to ``--out-dir``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cdmpp_tvm.adaptation import default_finetune_config, finetune  # noqa: E402
+from cdmpp_tvm.atomic_io import atomic_path, write_text_atomic  # noqa: E402
+from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
+from cdmpp_tvm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from cdmpp_tvm.config import load_train_config  # noqa: E402
+from cdmpp_tvm.data.feature_cache import (  # noqa: E402
+    COMPACT_AST,
+    PER_STORE,
+    CachedFeatures,
+    load_cached_features,
+    to_training_data,
+)
+from cdmpp_tvm.evaluation import compute_metrics, task_labels  # noqa: E402
+from cdmpp_tvm.model.inference import default_torch_device, predict_transformed  # noqa: E402
+from cdmpp_tvm.model.training import TrainingData, split_by_group, train  # noqa: E402
+from cdmpp_tvm.selection import kmeans_select, random_select  # noqa: E402
+
+METHODS = ("finetune-kmeans", "finetune-random", "scratch", "xgb")
+REPORTED = ("mape", "top1", "top5", "spearman")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--source", nargs="+", required=True, help="database directories of the source device")
+    p.add_argument("--target", nargs="+", required=True, help="database directories of the target device")
+    p.add_argument("--base-checkpoint", default=None, help="BASE trained on the source device (default: train it)")
+    p.add_argument("--base-config", default=str(Path(__file__).resolve().parent.parent / "configs/train/default.yaml"),
+                   help="training YAML for BASE when --base-checkpoint is not given")
+    p.add_argument("--base-epochs", type=int, default=None)
+    held = p.add_mutually_exclusive_group()
+    held.add_argument("--held-out-fraction", type=float, default=0.3, help="share of target tasks held out (default 0.3)")
+    held.add_argument("--held-out-tasks", nargs="+", default=None, help="target task names held out")
+    p.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200, 500, 1000])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs at most")
+    p.add_argument("--scratch-epochs", type=int, default=300, help="epochs at most for CDMPP from scratch")
+    p.add_argument("--cmd-weight", type=float, default=1.0)
+    p.add_argument("--time-limit", type=float, default=None, help="seconds per CDMPP training run at most")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for XGB (default: all)")
+    p.add_argument("--device", default="auto", help="torch device for CDMPP (auto, cpu, cuda)")
+    p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    args = p.parse_args(argv)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- data: target records with both feature kinds, split by whole tasks into pool and held-out test
+    source = to_training_data(load_cached_features(args.source, COMPACT_AST)[0])
+    tgt_ast, facts = load_cached_features(args.target, COMPACT_AST)
+    tgt_rows, _ = load_cached_features(args.target, PER_STORE)
+    tgt_ast, tgt_rows = _same_records(tgt_ast, tgt_rows)
+    names = task_labels(tgt_ast.groups, facts["task_names"])
+    if args.held_out_tasks:
+        unknown = sorted(set(args.held_out_tasks) - set(names.tolist()))
+        if unknown:
+            print(f"error: held-out task(s) {unknown} are not target tasks", file=sys.stderr)
+            return 2
+        is_test = np.isin(names, args.held_out_tasks)
+        pool_idx, test_idx = np.nonzero(~is_test)[0], np.nonzero(is_test)[0]
+    else:
+        pool_idx, test_idx = split_by_group(tgt_ast.groups, args.held_out_fraction, 0)
+    if len(source) == 0 or len(pool_idx) == 0 or len(test_idx) == 0:
+        print(f"error: {len(source)} source records, {len(pool_idx)} pool and {len(test_idx)} held-out target "
+              "records; need all three", file=sys.stderr)
+        return 2
+    target = to_training_data(tgt_ast)
+    pool, test = target.subset(pool_idx), target.subset(test_idx)
+    pool_rows = [tgt_rows.rows["features"][i] for i in pool_idx]
+    test_rows = [tgt_rows.rows["features"][i] for i in test_idx]
+    test_groups = names[test_idx]
+    print(f"source: {len(source)} records; target pool: {len(pool)} records of {len(np.unique(pool.groups))} tasks; "
+          f"held out: {len(test)} records of {len(np.unique(test.groups))} tasks", flush=True)
+
+    base = _base_checkpoint(args, source, out_dir)
+    dev = default_torch_device(args.device)
+    base.model.to(dev)
+    _, emb = predict_transformed(base.model, pool.asts, pool.device, 1024, dev, want_embedding=True)
+
+    settings = {"source": args.source, "target": args.target, "base": base.path, "budgets": args.budgets,
+                "seeds": args.seeds, "epochs": args.epochs, "scratch_epochs": args.scratch_epochs,
+                "cmd_weight": args.cmd_weight, "held_out_tasks": sorted(set(test_groups.tolist())),
+                "n_pool": len(pool), "n_test": len(test), "n_source": len(source)}
+    json_path = out_dir / "cross_device.json"
+    runs = {}
+    if json_path.exists():
+        old = json.loads(json_path.read_text())
+        if old.get("settings") == settings:
+            runs = old.get("runs", {})
+            print(f"resuming: {len(runs)} run(s) already in {json_path}", flush=True)
+
+    def record(key: str, pred: np.ndarray, seconds: float, **extra) -> None:
+        m = compute_metrics(pred, test.latencies, test_groups)["overall"]
+        runs[key] = {**{k: m[k] for k in REPORTED}, "seconds": seconds, **extra}
+        print(f"  {key:32s} MAPE {100 * m['mape']:6.1f}%  top-1 {_num(m['top1'])}  ({seconds:.0f} s)", flush=True)
+        _save(json_path, settings, runs, argv)
+
+    if "base|0|0" not in runs:
+        record("base|0|0", base.predict_latency_s(test.asts, test.device, device=args.device), 0.0)
+    for seed in args.seeds:
+        for budget in args.budgets:
+            if budget > len(pool):
+                print(f"budget {budget} > {len(pool)} pool records: skipped", flush=True)
+                continue
+            chosen = {"kmeans": kmeans_select(emb, budget, seed), "random": random_select(len(pool), budget, seed)}
+            for method in METHODS:
+                key = f"{method}|{budget}|{seed}"
+                if key in runs:
+                    continue
+                idx = chosen["random" if method == "finetune-random" else "kmeans"]
+                start = time.perf_counter()
+                if method.startswith("finetune"):
+                    cfg = default_finetune_config(base, epochs=args.epochs, cmd_weight=args.cmd_weight, seed=seed,
+                                                  device=args.device, progress=False, time_limit_s=args.time_limit)
+                    res = finetune(base, pool.subset(idx), source, cfg)
+                    ck = Checkpoint(res.model, res.label_transform, base.device)
+                    pred = ck.predict_latency_s(test.asts, test.device, device=args.device)
+                    extra = {"n_tasks_selected": len(np.unique(pool.groups[idx])),
+                             "best_epoch": res.history.get("best_epoch")}
+                elif method == "scratch":
+                    _, base_cfg = load_train_config(args.base_config)
+                    cfg = _replace(base_cfg, epochs=args.scratch_epochs, seed=seed, device=args.device, progress=False,
+                                   time_limit_s=args.time_limit, cmd_weight=0.0,
+                                   batch_size=min(base_cfg.batch_size, 64), warmup_steps=min(base_cfg.warmup_steps, 20))
+                    model, lt, hist = train(pool.subset(idx), base.config, cfg)
+                    pred = Checkpoint(model, lt, base.device).predict_latency_s(test.asts, test.device,
+                                                                                device=args.device)
+                    extra = {"best_epoch": hist.get("best_epoch")}
+                else:
+                    xgb = XGBBaseline(n_threads=args.threads, seed=seed)
+                    xgb.fit([pool_rows[i] for i in idx], pool.latencies[idx], pool.groups[idx])
+                    pred = xgb.predict(test_rows)
+                    extra = {"rounds": xgb.history.get("rounds")}
+                record(key, pred, time.perf_counter() - start, **extra)
+    summary = _summary(runs)
+    _save(json_path, settings, runs, argv, summary)
+    write_text_atomic(out_dir / "cross_device.md", _markdown(settings, summary, argv))
+    _plot(summary, out_dir / "cross_device.png")
+    print(f"wrote {json_path}, {out_dir / 'cross_device.md'} and {out_dir / 'cross_device.png'}")
+    return 0
+
+
+def _base_checkpoint(args, source: TrainingData, out_dir: Path) -> Checkpoint:
+    if args.base_checkpoint:
+        return load_checkpoint(args.base_checkpoint)
+    path = out_dir / "cross_device_base.pt"
+    if path.exists():
+        print(f"BASE: reusing {path} (delete it to retrain)", flush=True)
+        return load_checkpoint(path)
+    model_cfg, cfg = load_train_config(args.base_config)
+    cfg = _replace(cfg, progress=False, device=args.device, cmd_weight=0.0,
+                   **({} if args.base_epochs is None else {"epochs": args.base_epochs}))
+    print(f"BASE: training on {len(source)} source records ({cfg.epochs} epochs at most)", flush=True)
+    model, lt, hist = train(source, model_cfg, cfg)
+    save_checkpoint(path, model, lt, {"name": "source", "descriptor": source.device[0].tolist()
+                                      if source.device is not None else []},
+                    {"train_config": cfg.to_dict(), "history": hist, "databases": list(args.source)})
+    return load_checkpoint(path)
+
+
+def _replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+def _same_records(a: CachedFeatures, b: CachedFeatures) -> tuple[CachedFeatures, CachedFeatures]:
+    """Both restricted to the records both hold, in the same order."""
+    order_b = {rid: i for i, rid in enumerate(b.record_ids.tolist())}
+    ia = np.array([i for i, rid in enumerate(a.record_ids.tolist()) if rid in order_b], dtype=int)
+    ib = np.array([order_b[rid] for rid in a.record_ids[ia].tolist()], dtype=int)
+    if len(ia) < max(len(a), len(b)):
+        print(f"note: {max(len(a), len(b)) - len(ia)} target record(s) featurized by only one feature kind are "
+              "left out", flush=True)
+
+    def sub(f: CachedFeatures, idx: np.ndarray) -> CachedFeatures:
+        return CachedFeatures({k: [v[i] for i in idx] for k, v in f.rows.items()}, f.latencies[idx], f.groups[idx],
+                              None if f.device is None else f.device[idx], f.record_ids[idx])
+
+    return sub(a, ia), sub(b, ib)
+
+
+def _summary(runs: dict) -> dict:
+    """{method: {budget: {metric: mean over seeds, "n_seeds"}}}; "base" at budget 0."""
+    out: dict = {}
+    for key, r in runs.items():
+        method, budget, _ = key.split("|")
+        out.setdefault(method, {}).setdefault(int(budget), []).append(r)
+    return {m: {b: {**{k: _mean([r[k] for r in rs]) for k in REPORTED}, "n_seeds": len(rs)}
+                for b, rs in sorted(by_budget.items())} for m, by_budget in out.items()}
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _save(path: Path, settings: dict, runs: dict, argv, summary: dict | None = None) -> None:
+    payload = {"meta": {"command": _command(argv), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                        "units": {"mape": "fraction"}},
+               "settings": settings, "runs": runs, "summary": summary or _summary(runs)}
+    write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
+
+
+def _command(argv) -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])])
+
+
+def _markdown(settings: dict, summary: dict, argv) -> str:
+    budgets = sorted({b for m in METHODS for b in summary.get(m, {})})
+    base = summary.get("base", {}).get(0, {})
+    lines = ["# Cross-device adaptation: accuracy on held-out target tasks vs target samples", "",
+             (f"Source: {', '.join(settings['source'])} ({settings['n_source']} records). Target: "
+              f"{', '.join(settings['target'])}: pool of {settings['n_pool']} records, {settings['n_test']} records "
+              f"of {len(settings['held_out_tasks'])} held-out tasks. Means over seeds {settings['seeds']}. "
+              f"BASE without target samples: MAPE {_pct(base.get('mape'))}, top-1 {_num(base.get('top1'))}."), "",
+             "MAPE over the held-out records; top-1 = per task, best latency / latency of the program predicted "
+             "fastest, averaged over tasks.", ""]
+    for metric, fmt in (("mape", _pct), ("top1", _num)):
+        lines += [f"## {'MAPE' if metric == 'mape' else 'top-1'}", "",
+                  "| method | " + " | ".join(str(b) for b in budgets) + " |",
+                  "|---|" + "---|" * len(budgets)]
+        for m in METHODS:
+            lines.append(f"| {m} | " + " | ".join(fmt(summary.get(m, {}).get(b, {}).get(metric)) for b in budgets)
+                         + " |")
+        lines.append("")
+    lines += ["Command:", "", "```", _command(argv), "```", ""]
+    return "\n".join(lines)
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.NullLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    base = summary.get("base", {}).get(0, {})
+    for ax, metric, label in ((axes[0], "mape", "MAPE (fraction)"), (axes[1], "top1", "top-1 score")):
+        for m in METHODS:
+            pts = [(b, v[metric]) for b, v in summary.get(m, {}).items() if v.get(metric) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=m)
+        if base.get(metric) is not None:
+            ax.axhline(base[metric], color="gray", linestyle="--", label="base (no target samples)")
+        ax.set(xscale="log", xlabel="target-device samples", ylabel=label)
+        budgets = sorted({b for m in METHODS for b in summary.get(m, {})})
+        if budgets:
+            ax.set_xticks(budgets, [str(b) for b in budgets])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Cross-device adaptation on held-out target tasks")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
