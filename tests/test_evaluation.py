@@ -260,7 +260,7 @@ def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
     assert set(o) == {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks"}
     assert o["n_records"] == 64 and o["n_tasks"] == 1
     assert all(math.isfinite(o[k]) for k in ("mape", "rmse", "spearman", "kendall", "top1", "top5"))
-    # GMM-0 is in the bootstrap checkpoint's training data: its ranking must be far better than chance.
+    # GMM-0 is in the bundled checkpoint's training data (bootstrap set): its ranking must be far better than chance.
     assert o["spearman"] > 0.3 and 0 < o["top5"] <= 1 and 0 < o["mape"] < 10
     (task,) = result["per_task"]
     assert task["task"] == "gemm-small" and task["n_records"] == 64
