@@ -301,12 +301,33 @@ def _add_collect(sub) -> None:
     p.set_defaults(func=_cmd_collect)
 
 
+def _rpc_settings(args):
+    """RPCSettings from --rpc-tracker/--rpc-key, None for local measurement, False (error printed) if malformed."""
+    from .data.collect import RPCSettings
+
+    if not (args.rpc_tracker or args.rpc_key):
+        return None
+    if not (args.rpc_tracker and args.rpc_key) or ":" not in args.rpc_tracker:
+        print("error: --rpc-tracker HOST:PORT and --rpc-key KEY go together", file=sys.stderr)
+        return False
+    host, port = args.rpc_tracker.rsplit(":", 1)
+    return RPCSettings(host, int(port), args.rpc_key)
+
+
+def _print_collect_summary(manifest: dict) -> None:
+    t, run = manifest["totals"], manifest["last_run"]
+    rate = run["valid_records_per_hour"]
+    print(f"{t['tasks']} tasks, {t['records']} records: {t['valid']} valid, {t['build_failed']} build errors, "
+          f"{t['run_failed']} run errors. This run: {run['valid_records']} valid records in {run['seconds']:.0f} s"
+          + (f" ({rate:.0f}/hour)" if rate else ""))
+
+
 def _cmd_collect(args) -> int:
     if args.from_selection:
         return _cmd_collect_from_selection(args)
     from tvm_patches.host_target import resolve_target
 
-    from .data.collect import CollectConfig, RPCSettings, collect
+    from .data.collect import CollectConfig, collect
     from .workloads import load_suite, load_workload
     from .workloads.suite import merge_duplicate_tasks
 
@@ -315,24 +336,16 @@ def _cmd_collect(args) -> int:
         tasks = load_suite(args.suite, target)
     else:
         tasks = merge_duplicate_tasks([t for w in args.workload for t in load_workload(w, target)])
-    rpc = None
-    if args.rpc_tracker or args.rpc_key:
-        if not (args.rpc_tracker and args.rpc_key) or ":" not in args.rpc_tracker:
-            print("error: --rpc-tracker HOST:PORT and --rpc-key KEY go together", file=sys.stderr)
-            return 2
-        host, port = args.rpc_tracker.rsplit(":", 1)
-        rpc = RPCSettings(host, int(port), args.rpc_key)
+    rpc = _rpc_settings(args)
+    if rpc is False:
+        return 2
     cfg = CollectConfig(random_trials=args.random, evolutionary_trials=args.evolutionary, builder=args.builder,
                         build_timeout_s=args.build_timeout,
                         min_repeat_ms=args.min_repeat_ms, repeat=args.repeat, seed=args.seed)
     print(f"Collecting {len(tasks)} task(s) x {cfg.random_trials}+{cfg.evolutionary_trials} trials on {target} "
           f"into {args.out}", flush=True)
     manifest = collect(tasks, target, args.out, cfg, rpc=rpc)
-    t, run = manifest["totals"], manifest["last_run"]
-    rate = run["valid_records_per_hour"]
-    print(f"{t['tasks']} tasks, {t['records']} records: {t['valid']} valid, {t['build_failed']} build errors, "
-          f"{t['run_failed']} run errors. This run: {run['valid_records']} valid records in {run['seconds']:.0f} s"
-          + (f" ({rate:.0f}/hour)" if rate else ""))
+    _print_collect_summary(manifest)
     return 0
 
 
@@ -626,7 +639,7 @@ def _cmd_select(args) -> int:
 def _cmd_collect_from_selection(args) -> int:
     from tvm_patches.host_target import resolve_target
 
-    from .data.collect import CollectConfig, RPCSettings, collect_from_selection
+    from .data.collect import CollectConfig, collect_from_selection
     from .device import device_for_target
     from .selection import SelectionError, read_selection
 
@@ -636,13 +649,9 @@ def _cmd_collect_from_selection(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     target = resolve_target(args.target)
-    rpc = None
-    if args.rpc_tracker or args.rpc_key:
-        if not (args.rpc_tracker and args.rpc_key) or ":" not in args.rpc_tracker:
-            print("error: --rpc-tracker HOST:PORT and --rpc-key KEY go together", file=sys.stderr)
-            return 2
-        host, port = args.rpc_tracker.rsplit(":", 1)
-        rpc = RPCSettings(host, int(port), args.rpc_key)
+    rpc = _rpc_settings(args)
+    if rpc is False:
+        return 2
     entry = device_for_target(target)
     wanted = selection.get("device", {}).get("name")
     if entry is not None and wanted and entry.name != wanted:
@@ -657,9 +666,7 @@ def _cmd_collect_from_selection(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    t, run = manifest["totals"], manifest["last_run"]
-    print(f"{t['tasks']} tasks, {t['records']} records: {t['valid']} valid, {t['build_failed']} build errors, "
-          f"{t['run_failed']} run errors. This run: {run['valid_records']} valid records in {run['seconds']:.0f} s")
+    _print_collect_summary(manifest)
     return 0
 
 

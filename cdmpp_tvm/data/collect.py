@@ -153,10 +153,7 @@ def task_dir_name(task: Task) -> str:
 def _exhausted_design_space(record_file: Path) -> str | None:
     """A message when at most 1/8 of the measured programs are distinct (the design space is one or a
     few programs), else None."""
-    if not record_file.exists():
-        return None
-    with open(record_file) as f:
-        traces = [json.dumps(json.loads(line)[1][0]) for line in f if line.strip()]
+    traces = [_trace_key(rec) for _, rec in _database_lines(record_file)]
     if len(traces) >= 8 and len(set(traces)) <= len(traces) // 8:
         return f"{len(set(traces))} distinct program(s) among {len(traces)} random samples"
     return None
@@ -197,31 +194,52 @@ def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.Path
     quiet_metaschedule_logging()
     register_tensor_intrinsics(target)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.update(_describe_run(target, cfg, rpc))
-    manifest.setdefault("tasks", {})
-    builder = make_builder(timeout_sec=cfg.build_timeout_s) if cfg.builder == "fast" else \
-        ms.builder.LocalBuilder(timeout_sec=cfg.build_timeout_s)
-    runner = _runner(cfg, rpc)
+    manifest_path, manifest = _open_manifest(out, target, cfg, rpc)
+    builder, runner = _builder(cfg), _runner(cfg, rpc)
     per_task = cfg.random_trials + cfg.evolutionary_trials
     todo = [t for t in interleave_by_source(tasks) if manifest["tasks"].get(task_dir_name(t), {}).get("status") != "done"]
     start = time.time()
     with tqdm(total=per_task * len(todo), desc="measured", unit="trial", disable=not progress) as bar:
         for task in todo:
-            entry = _collect_task(task, target, out, cfg, builder, runner, bar)
-            manifest["tasks"][task_dir_name(task)] = entry
-            manifest["totals"] = _totals(manifest["tasks"])
-            manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            write_json_atomic(manifest_path, manifest)
-    elapsed = time.time() - start
+            state = _collect_task(task, target, out, cfg, builder, runner, bar)
+            _record_task(manifest_path, manifest, task_dir_name(task), state)
     new_valid = sum(manifest["tasks"][task_dir_name(t)]["valid"] for t in todo)
-    manifest["last_run"] = {"tasks": len(todo), "seconds": elapsed, "valid_records": new_valid,
+    return _finish_run(manifest_path, manifest, len(todo), new_valid, start)
+
+
+def _open_manifest(out: Path, target, cfg: CollectConfig, rpc: RPCSettings | None) -> tuple[Path, dict]:
+    """The output directory's manifest (resumed if present), updated with this run's description."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MANIFEST
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    manifest.update(_describe_run(target, cfg, rpc))
+    manifest.setdefault("tasks", {})
+    return path, manifest
+
+
+def _record_task(path: Path, manifest: dict, name: str, state: dict) -> None:
+    """Put one finished task's facts (from its task.json state) in the manifest and write it."""
+    manifest["tasks"][name] = {k: state[k] for k in ("name", "tags", "weights", "weight", "workload", "valid",
+                                                     "build_failed", "run_failed", "records", "seconds", "status")} \
+        | {"stopped_early": state.get("stopped_early", {}).get("reason")}
+    manifest["totals"] = _totals(manifest["tasks"])
+    manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    write_json_atomic(path, manifest)
+
+
+def _finish_run(path: Path, manifest: dict, n_tasks: int, new_valid: int, start: float) -> dict:
+    elapsed = time.time() - start
+    manifest["last_run"] = {"tasks": n_tasks, "seconds": elapsed, "valid_records": new_valid,
                             "valid_records_per_hour": new_valid / elapsed * 3600 if elapsed > 0 else None,
                             "loadavg_at_end": os.getloadavg()}
-    write_json_atomic(manifest_path, manifest)
+    write_json_atomic(path, manifest)
     return manifest
+
+
+def _builder(cfg: CollectConfig):
+    if cfg.builder == "fast":
+        return make_builder(timeout_sec=cfg.build_timeout_s)
+    return ms.builder.LocalBuilder(timeout_sec=cfg.build_timeout_s)
 
 
 def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, runner, bar) -> dict:
@@ -279,9 +297,7 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
     state["records"] = _count_lines(work / RECORD_FILE)
     state["status"] = "done"
     write_json_atomic(task_path, state)
-    return {k: state[k] for k in ("name", "tags", "weights", "weight", "workload", "valid", "build_failed",
-                                  "run_failed", "records", "seconds", "status")} | \
-        {"stopped_early": state.get("stopped_early", {}).get("reason")}
+    return state
 
 
 def _runner(cfg: CollectConfig, rpc: RPCSettings | None):
@@ -387,17 +403,11 @@ def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.
         plan.append((name, entry, workload, [rec for _, rec in lines]))
     quiet_metaschedule_logging()
     register_tensor_intrinsics(target)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.update(_describe_run(target, cfg, rpc))
+    manifest_path, manifest = _open_manifest(out, target, cfg, rpc)
     manifest["selection"] = {"dir": str(sel_dir), "method": selection["method"], "budget": selection["budget"],
                              "device": selection.get("device", {}).get("name"),
                              "checkpoint": selection.get("checkpoint"), "selected_target": selection["target"]}
-    manifest.setdefault("tasks", {})
-    builder = make_builder(timeout_sec=cfg.build_timeout_s) if cfg.builder == "fast" else \
-        ms.builder.LocalBuilder(timeout_sec=cfg.build_timeout_s)
-    runner = _runner(cfg, rpc)
+    builder, runner = _builder(cfg), _runner(cfg, rpc)
     start, new_valid, n_todo = time.time(), 0, 0
     total = sum(len(recs) for _, _, _, recs in plan)
     with tqdm(total=total, desc="measured", unit="program", disable=not progress) as bar:
@@ -406,18 +416,8 @@ def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.
                                                   bar)
             new_valid += valid
             n_todo += 1
-            manifest["tasks"][name] = {k: state[k] for k in (
-                "name", "tags", "weights", "weight", "workload", "valid", "build_failed", "run_failed", "records",
-                "seconds", "status")} | {"stopped_early": None}
-            manifest["totals"] = _totals(manifest["tasks"])
-            manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            write_json_atomic(manifest_path, manifest)
-    elapsed = time.time() - start
-    manifest["last_run"] = {"tasks": n_todo, "seconds": elapsed, "valid_records": new_valid,
-                            "valid_records_per_hour": new_valid / elapsed * 3600 if elapsed > 0 else None,
-                            "loadavg_at_end": os.getloadavg()}
-    write_json_atomic(manifest_path, manifest)
-    return manifest
+            _record_task(manifest_path, manifest, name, state)
+    return _finish_run(manifest_path, manifest, n_todo, new_valid, start)
 
 
 def _measure_selected_task(name: str, entry: dict, workload, records: list[list], target, out: Path,
