@@ -53,7 +53,7 @@ from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     load_cached_features,
     to_training_data,
 )
-from cdmpp_tvm.evaluation import compute_metrics, task_labels  # noqa: E402
+from cdmpp_tvm.evaluation import compute_metrics, program_keys, task_labels  # noqa: E402
 from cdmpp_tvm.model.inference import default_torch_device, predict_transformed  # noqa: E402
 from cdmpp_tvm.model.training import TrainingData, split_by_group, train  # noqa: E402
 from cdmpp_tvm.selection import kmeans_select, random_select  # noqa: E402
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     pool_rows = [tgt_rows.rows["features"][i] for i in pool_idx]
     test_rows = [tgt_rows.rows["features"][i] for i in test_idx]
     test_groups = names[test_idx]
+    test_programs = program_keys(test.asts)
     print(f"source: {len(source)} records; target pool: {len(pool)} records of {len(np.unique(pool.groups))} tasks; "
           f"held out: {len(test)} records of {len(np.unique(test.groups))} tasks", flush=True)
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resuming: {len(runs)} run(s) already in {json_path}", flush=True)
 
     def record(key: str, pred: np.ndarray, seconds: float, **extra) -> None:
-        m = compute_metrics(pred, test.latencies, test_groups)["overall"]
+        m = compute_metrics(pred, test.latencies, test_groups, test_programs)["overall"]
         runs[key] = {**{k: m[k] for k in REPORTED}, "seconds": seconds, **extra}
         print(f"  {key:32s} MAPE {100 * m['mape']:6.1f}%  top-1 {_num(m['top1'])}  ({seconds:.0f} s)", flush=True)
         _save(json_path, settings, runs, argv)

@@ -368,6 +368,28 @@ def _cmd_featurize(args) -> int:
     return 0
 
 
+def _add_data_card(sub) -> None:
+    p = sub.add_parser("data-card", help="per-source counts and collection runs of a collected dataset (Markdown)")
+    p.add_argument("dataset", help="a `cdmpp-tvm collect --out` directory (holds manifest.json)")
+    p.add_argument("--json", default=None, help="also write the numbers as JSON to this file")
+    p.set_defaults(func=_cmd_data_card)
+
+
+def _cmd_data_card(args) -> int:
+    from .atomic_io import write_json_atomic
+    from .data.data_card import data_card_markdown, load_manifest, summarize
+
+    try:
+        manifest = load_manifest(args.dataset)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(data_card_markdown(manifest), end="")
+    if args.json:
+        write_json_atomic(args.json, summarize(manifest))
+    return 0
+
+
 def _add_split(sub) -> None:
     p = sub.add_parser("split", help="write a cross-model or cross-device train/test split of a dataset")
     p.add_argument("--dataset", required=True, help="root directory of collected databases")
@@ -510,7 +532,7 @@ def _cmd_evaluate(args) -> int:
     from .data.feature_cache import COMPACT_AST, load_cached_features, to_training_data
     from .data.reader import find_databases
     from .data.splits import read_split
-    from .evaluation import compute_metrics, format_metrics_table, task_labels
+    from .evaluation import compute_metrics, format_metrics_table, program_keys, task_labels
 
     if not args.database and not args.split:
         print("error: give --database DIR [DIR ...] or --split SPLIT.json", file=sys.stderr)
@@ -540,7 +562,8 @@ def _cmd_evaluate(args) -> int:
         return 2
     data = to_training_data(cached)
     pred_s = checkpoint.predict_latency_s(data.asts, data.device)
-    result = compute_metrics(pred_s, cached.latencies, task_labels(cached.groups, facts["task_names"]))
+    result = compute_metrics(pred_s, cached.latencies, task_labels(cached.groups, facts["task_names"]),
+                             program_keys(data.asts))
     print(format_metrics_table(result, title=f"{checkpoint.path} on {len(databases)} database(s), "
                                              f"{len(cached)} valid records ({facts['n_failed']} failed runs skipped)"))
     if args.json:
@@ -716,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune_hparams(sub)
     _add_collect(sub)
     _add_featurize(sub)
+    _add_data_card(sub)
     _add_split(sub)
     _add_evaluate(sub)
     _add_predict_network(sub)

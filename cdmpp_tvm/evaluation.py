@@ -7,7 +7,10 @@ both in seconds, and a task (group) for each record:
 * **RMSE** = sqrt(mean over records of (p - t)^2) with p and t in **milliseconds**.
 * **Spearman / Kendall** (per task): ``scipy.stats.spearmanr`` / ``kendalltau`` (tau-b) between p and t
   of the task's records. A task with fewer than 2 records or a constant measured latency has no
-  ranking to get right: None. Constant predictions on a task whose latencies differ carry no ranking
+  ranking to get right: None. So has a task whose records are all **one program** measured repeatedly
+  (``programs`` given: the injective tasks whose design space is a single schedule): their latencies
+  differ by measurement noise only, and any predictor gives them one prediction; all four ranking
+  metrics are None for them. Constant predictions on a task whose latencies differ carry no ranking
   information: 0.
 * **top-k score** (per task) = (lowest measured latency of the task) / (lowest measured latency among
   the k records with the lowest predicted latency): the fraction of the best speed a tuner would reach
@@ -16,6 +19,7 @@ both in seconds, and a task (group) for each record:
 * **overall**: MAPE and RMSE over all records; Spearman, Kendall, top-1 and top-5 are the **mean over
   tasks** of the per-task values, skipping None (ranking programs of different tasks against each
   other is meaningless: a tuner only ever compares candidates of one task). None when no task has one.
+  ``n_ranked_tasks`` says over how many tasks they are taken.
 """
 from __future__ import annotations
 
@@ -27,23 +31,42 @@ from scipy import stats
 RANKING_METRICS = ("spearman", "kendall", "top1", "top5")
 
 
-def compute_metrics(pred_s, true_s, groups) -> dict:
-    """-> ``{"overall": {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks"},
-    "per_task": [{"task", "n_records", "mape", "rmse", "spearman", "kendall", "top1", "top5"}, ...]}``
-    (per_task sorted by task). ``pred_s``, ``true_s``: (N,) latencies in seconds, finite and > 0;
-    ``groups``: (N,) task of each record. See the module docstring for the definitions."""
+def compute_metrics(pred_s, true_s, groups, programs=None) -> dict:
+    """-> ``{"overall": {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks",
+    "n_ranked_tasks"}, "per_task": [{"task", "n_records", "n_programs", "mape", "rmse", "spearman", "kendall",
+    "top1", "top5"}, ...]}`` (per_task sorted by task). ``pred_s``, ``true_s``: (N,) latencies in seconds,
+    finite and > 0; ``groups``: (N,) task of each record; ``programs``: None or (N,) identity of each
+    record's program (``program_keys``), so that a task measuring a single program is not ranked.
+    See the module docstring for the definitions."""
     pred, true, groups = _check_inputs(pred_s, true_s, groups)
+    if programs is not None:
+        programs = np.asarray(programs)
+        if programs.shape != groups.shape:
+            raise ValueError(f"compute_metrics: programs must have shape {groups.shape}, got {programs.shape}")
     per_task = []
     for task in sorted(np.unique(groups).tolist(), key=str):
         idx = np.nonzero(groups == task)[0]
-        per_task.append({"task": task, "n_records": len(idx), **_errors(pred[idx], true[idx]),
-                         **_ranking(pred[idx], true[idx])})
+        n_programs = len(idx) if programs is None else len(np.unique(programs[idx]))
+        ranking = _ranking(pred[idx], true[idx]) if n_programs >= 2 else dict.fromkeys(RANKING_METRICS)
+        per_task.append({"task": task, "n_records": len(idx), "n_programs": n_programs,
+                         **_errors(pred[idx], true[idx]), **ranking})
     overall = {**_errors(pred, true)}
     for name in RANKING_METRICS:
         values = [t[name] for t in per_task if t[name] is not None]
         overall[name] = float(np.mean(values)) if values else None
-    overall.update(n_records=len(pred), n_tasks=len(per_task))
+    overall.update(n_records=len(pred), n_tasks=len(per_task),
+                   n_ranked_tasks=sum(t["top1"] is not None for t in per_task))
     return {"overall": overall, "per_task": per_task}
+
+
+def program_keys(asts) -> np.ndarray:
+    """(N,) identity of each program as the features see it (a digest of its leaves): records of one
+    program measured several times share a key."""
+    import hashlib
+
+    return np.array([hashlib.blake2b(np.ascontiguousarray(a.leaf_features).tobytes()
+                                     + np.ascontiguousarray(a.preorder_position).tobytes(), digest_size=12).hexdigest()
+                     for a in asts])
 
 
 def _check_inputs(pred_s, true_s, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,9 +127,10 @@ def format_metrics_table(result: dict, title: str = "") -> str:
     lines = [title] if title else []
     lines.append(f"Overall: {o['n_records']} records, {o['n_tasks']} task(s): MAPE {_pct(o['mape'])}, "
                  f"RMSE {o['rmse']:.4g} ms, and means over tasks: Spearman {_num(o['spearman'])}, "
-                 f"Kendall {_num(o['kendall'])}, top-1 {_num(o['top1'])}, top-5 {_num(o['top5'])}")
-    header = ("task", "records", "MAPE", "RMSE (ms)", "Spearman", "Kendall", "top-1", "top-5")
-    rows = [(str(t["task"]), str(t["n_records"]), _pct(t["mape"]), f"{t['rmse']:.4g}", _num(t["spearman"]),
+                 f"Kendall {_num(o['kendall'])}, top-1 {_num(o['top1'])}, top-5 {_num(o['top5'])} (over "
+                 f"{o['n_ranked_tasks']} task(s) with 2 or more programs)")
+    header = ("task", "records", "programs", "MAPE", "RMSE (ms)", "Spearman", "Kendall", "top-1", "top-5")
+    rows = [(str(t["task"]), str(t["n_records"]), str(t["n_programs"]), _pct(t["mape"]), f"{t['rmse']:.4g}", _num(t["spearman"]),
              _num(t["kendall"]), _num(t["top1"]), _num(t["top5"])) for t in result["per_task"]]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:

@@ -41,9 +41,29 @@ def test_collect_two_tasks_end_to_end(collected, host_target):
         assert state["status"] == "done" and state["tags"] == list(task.tags)
         assert state["phases"]["random"]["done"] and state["phases"]["evolutionary"]["done"]
     assert len(find_databases([out])) == 2
+    (run,) = manifest["runs"]
+    assert run["tasks"] == 2 and run["valid_records"] == t["valid"] and run["seconds"] > 0
     # Resume: everything is done, so nothing is measured again.
     again = collect(tasks, host_target, out, TINY, progress=False)
     assert again["last_run"]["tasks"] == 0 and again["totals"]["records"] == 16
+    assert len(again["runs"]) == 2 and again["runs"][1]["tasks"] == 0 and again["runs"][1]["valid_records"] == 0
+
+
+def test_data_card_counts_match_the_collection(collected, capsys):
+    from cdmpp_tvm.cli import main
+    from cdmpp_tvm.data.data_card import OPERATORS, summarize
+
+    out, _, _ = collected
+    manifest = json.loads((out / MANIFEST).read_text())
+    s = summarize(manifest)
+    # Both ci-tiny tasks are standalone operator workloads (their only tag is their own name).
+    assert s["sources"] == {OPERATORS: {k: v for k, v in s["total"].items()}}
+    assert s["total"]["valid"] == manifest["totals"]["valid"] and s["total"]["tasks"] == 2
+    assert sum(r["valid"] for r in s["runs"]) == manifest["totals"]["valid"]
+    assert main(["data-card", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"| {OPERATORS} | 2 | {manifest['totals']['valid']:,} |" in printed
+    assert main(["data-card", str(out / "no-such-dir")]) == 2
 
 
 def test_reader_reports_corrupt_lines_and_counts_failures(collected, tmp_path):

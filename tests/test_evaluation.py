@@ -84,6 +84,40 @@ def test_undefined_ranking_is_none_and_skipped():
     json.dumps(r)  # plain JSON values only
 
 
+def test_a_task_measuring_one_program_is_not_ranked():
+    # Task "one": the same program measured 4 times (an injective task's whole design space); its
+    # latencies differ by noise only. Task "two": two programs, ranked perfectly.
+    true = np.array([1.00, 1.02, 0.99, 1.01, 1.0, 2.0]) * 1e-3
+    pred = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 2.0]) * 1e-3
+    groups = ["one"] * 4 + ["two"] * 2
+    programs = ["p", "p", "p", "p", "q", "r"]
+    without = compute_metrics(pred, true, groups)
+    assert without["overall"]["spearman"] == pytest.approx(0.5)  # the noise task's 0 drags the mean down
+    r = compute_metrics(pred, true, groups, programs)
+    by_task = {t["task"]: t for t in r["per_task"]}
+    assert by_task["one"]["n_programs"] == 1 and all(by_task["one"][k] is None for k in ("spearman", "top1", "top5"))
+    assert by_task["one"]["mape"] == pytest.approx(without["per_task"][0]["mape"])  # errors still count
+    assert r["overall"]["spearman"] == pytest.approx(1) and r["overall"]["n_ranked_tasks"] == 1
+    assert r["overall"]["mape"] == pytest.approx(without["overall"]["mape"])
+    with pytest.raises(ValueError, match="programs must have shape"):
+        compute_metrics(pred, true, groups, programs[:3])
+
+
+def test_program_keys_identify_programs_by_their_leaves():
+    from cdmpp_tvm.evaluation import program_keys
+    from cdmpp_tvm.features import FEATURE_DIM, CompactAST
+
+    empty = np.zeros(0, dtype=np.int32)
+    leaves = np.random.default_rng(0).random((3, FEATURE_DIM), dtype=np.float32)
+
+    def ast(features, positions):
+        return CompactAST(features, np.asarray(positions, dtype=np.int32), empty, empty, empty)
+
+    keys = program_keys([ast(leaves, [1, 4, 6]), ast(leaves.copy(), [1, 4, 6]), ast(leaves, [1, 4, 7]),
+                         ast(leaves[:2], [1, 4])])
+    assert keys[0] == keys[1] and len(set(keys.tolist())) == 3
+
+
 @pytest.mark.parametrize("pred, true, groups, match", [
     ([1.0, 2.0], [1.0], ["a", "a"], "same length"),
     ([[1.0, 2.0]], [[1.0, 2.0]], ["a", "a"], "1-D"),
@@ -257,8 +291,8 @@ def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert {"overall", "per_task", "checkpoint", "databases"} <= set(result)
     o = result["overall"]
-    assert set(o) == {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks"}
-    assert o["n_records"] == 64 and o["n_tasks"] == 1
+    assert set(o) == {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks", "n_ranked_tasks"}
+    assert o["n_records"] == 64 and o["n_tasks"] == 1 and o["n_ranked_tasks"] == 1
     assert all(math.isfinite(o[k]) for k in ("mape", "rmse", "spearman", "kendall", "top1", "top5"))
     # GMM-0 is in the bundled checkpoint's training data (bootstrap set): its ranking must be far better than chance.
     assert o["spearman"] > 0.3 and 0 < o["top5"] <= 1 and 0 < o["mape"] < 10

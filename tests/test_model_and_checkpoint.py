@@ -109,3 +109,39 @@ def test_corrupt_truncated_or_mismatched_checkpoints_fail_clearly(tmp_path):
         load_checkpoint(tmp_path / "weights.pt")
     with pytest.raises(CheckpointError, match="neither a file nor a bundled checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_work_offset_adds_ln_work_over_the_label_std_and_survives_a_checkpoint(tmp_path):
+    from dataclasses import replace
+
+    from cdmpp_tvm.features import FEATURE_NAMES
+    from cdmpp_tvm.model.network import log_work
+
+    # Two programs alike but for their float-op and byte counts (slog values): 1,000 vs 1,000,000 ops.
+    asts = [_ast(3, 0), _ast(3, 0)]
+    for a, amount in zip(asts, (1e3, 1e6)):
+        a.leaf_features[:, :] = 0.0
+        a.leaf_features[0, FEATURE_NAMES.index("float_mul")] = np.log2(amount + 1)
+        a.leaf_features[1, FEATURE_NAMES.index("buf0_bytes")] = np.log2(amount + 1)
+    lat = np.array([1e-4, 1e-1])
+    lt = LabelTransform.fit(np.array([1e-5, 1e-3, 1e-1]), "log")
+    with_offset = CDMPPNet(replace(SMALL, work_offset=True)).eval()
+    with_offset.set_work_offset(5.0, lt.std)
+    plain = CDMPPNet(SMALL).eval()
+    plain.load_state_dict({k: v for k, v in with_offset.state_dict().items() if not k.startswith("work_")})
+    cpu = torch.device("cpu")
+    offset = predict_transformed(with_offset, asts, None, 16, cpu) - predict_transformed(plain, asts, None, 16, cpu)
+    assert offset == pytest.approx((np.log1p(2 * np.array([1e3, 1e6])) - 5.0) / lt.std, rel=1e-5)
+    feats = torch.from_numpy(np.stack([a.leaf_features for a in asts]))
+    assert log_work(feats, torch.ones(2, 3, dtype=torch.bool)).numpy() == pytest.approx(np.log1p([2e3, 2e6]), rel=1e-6)
+    # Trained with it: the offset is centred on the training programs and saved with the weights.
+    cfg = TrainConfig(epochs=2, batch_size=2, warmup_steps=1, device="cpu", progress=False, val_fraction=0.0)
+    model, lt2, _ = train(TrainingData(asts, lat, np.array(["t", "t"])), replace(SMALL, work_offset=True), cfg)
+    assert float(model.work_mean) == pytest.approx(np.log1p([2e3, 2e6]).mean(), rel=1e-5)
+    assert float(model.work_scale) == pytest.approx(1 / lt2.std)
+    save_checkpoint(tmp_path / "w.pt", model, lt2, {"name": "test-device"}, {})
+    loaded = load_checkpoint(tmp_path / "w.pt").model
+    assert np.array_equal(predict_transformed(model, asts, None, 4, cpu), predict_transformed(loaded, asts, None, 4, cpu))
+    with pytest.raises(ValueError, match="work_offset needs the log label transform"):
+        train(TrainingData(asts, lat, np.array(["t", "t"])), replace(SMALL, work_offset=True),
+              replace(cfg, label_transform="box-cox"))

@@ -8,7 +8,10 @@ evolutionary search (MetaSchedule's XGB cost model: near-optimal programs), like
 * one standard MetaSchedule JSON database per task, ``<task>/database_{workload,tuning_record}.json``,
   plus ``<task>/task.json`` (name, network tags, weights, status, counts);
 * ``manifest.json``: device, CPU model or GPU name, target JSON (with ``mcpu``), TVM version,
-  measurement settings, builder, date, load average, and valid / build-failed / run-failed counts.
+  measurement settings, builder, date, load average, and valid / build-failed / run-failed counts;
+  ``runs``: one entry per ``collect`` run (start, end, seconds, tasks finished, valid records gained,
+  load average), updated after every task so that a killed run keeps its time window.
+  ``cdmpp-tvm data-card DIR`` turns a manifest into the tables of ``data/README.md``.
 
 Order: tasks are measured round-robin across their sources (first tag; sources with a single task, such
 as operators, share one turn), so an interrupted or partial collection still covers every network.
@@ -214,6 +217,13 @@ def _open_manifest(out: Path, target, cfg: CollectConfig, rpc: RPCSettings | Non
     manifest = json.loads(path.read_text()) if path.exists() else {}
     manifest.update(_describe_run(target, cfg, rpc))
     manifest.setdefault("tasks", {})
+    # One entry per run, kept up to date after every task, so that a run stopped with a kill still has
+    # its time window and yield in the manifest (the data card's collection periods and records/hour).
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    manifest.setdefault("runs", []).append(
+        {"start": now, "end": now, "start_unix": time.time(), "seconds": 0.0, "tasks": 0, "valid_records": 0,
+         "valid_at_start": _totals(manifest["tasks"])["valid"], "loadavg_at_start": list(os.getloadavg())})
+    write_json_atomic(path, manifest)
     return path, manifest
 
 
@@ -224,6 +234,11 @@ def _record_task(path: Path, manifest: dict, name: str, state: dict) -> None:
         | {"stopped_early": state.get("stopped_early", {}).get("reason")}
     manifest["totals"] = _totals(manifest["tasks"])
     manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    run = manifest["runs"][-1]
+    run["end"], run["tasks"], run["seconds"] = manifest["updated"], run["tasks"] + 1, time.time() - run["start_unix"]
+    # Valid records of the tasks finished in this run that were not in the manifest before it (a task
+    # interrupted by a kill counts, with all its records, in the run that finishes it).
+    run["valid_records"] = manifest["totals"]["valid"] - run["valid_at_start"]
     write_json_atomic(path, manifest)
 
 
@@ -232,6 +247,9 @@ def _finish_run(path: Path, manifest: dict, n_tasks: int, new_valid: int, start:
     manifest["last_run"] = {"tasks": n_tasks, "seconds": elapsed, "valid_records": new_valid,
                             "valid_records_per_hour": new_valid / elapsed * 3600 if elapsed > 0 else None,
                             "loadavg_at_end": os.getloadavg()}
+    run = manifest["runs"][-1]
+    run.update(end=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=time.time() - run["start_unix"],
+               loadavg_at_end=list(os.getloadavg()))
     write_json_atomic(path, manifest)
     return manifest
 

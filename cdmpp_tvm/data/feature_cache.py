@@ -234,8 +234,8 @@ def load_cached_features(paths: list[str | os.PathLike], kind: FeatureKind = COM
         valid = np.nonzero(~np.isnan(arrays["latency_s"]))[0]
         n_failed += len(arrays["latency_s"]) - len(valid)
         for i in valid:
-            for name, program_list in rows.items():
-                program_list.append(arrays[name][off[i]:off[i + 1]])
+            for array_name, program_list in rows.items():
+                program_list.append(arrays[array_name][off[i]:off[i + 1]])
         lat.append(arrays["latency_s"][valid])
         groups.append(arrays["task_key"][valid])
         dev.extend(arrays["device"][valid])

@@ -8,6 +8,13 @@
 Differences from the original (see shared/notes/cdmpp-original.md): leaves are padded and masked, so
 programs of any leaf count share one model (the original kept only 5-leaf programs); pooling instead
 of a per-leaf-count flatten layer; an input projection so d_model is a free hyperparameter.
+
+Work offset (``ModelConfig.work_offset``, log label transform only): the regressor predicts the
+transformed latency *minus* ln(work) / label std, where work = floating-point operations + bytes
+accessed of the program, summed over its leaves from the raw features (``log_work``). The network then
+learns how fast a program runs (work per second) rather than how long, and a program larger than any
+seen in training gets a proportionally larger latency instead of one clipped to the training range: a
+fixed roofline-style prior that helps on tasks of unseen networks.
 """
 from __future__ import annotations
 
@@ -18,6 +25,19 @@ from torch import nn
 
 from ..device import DEVICE_DESCRIPTOR_DIM
 from ..features import FEATURE_DIM, sinusoidal_encoding
+from ..features.compact_ast import FEATURE_NAMES, MAX_BUFFERS_PER_STORE
+
+# Raw leaf-feature columns whose 2^x - 1 (they are slog values) are operation counts and bytes accessed.
+_FLOAT_OP_COLUMNS = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("float_")]
+_BYTES_COLUMNS = [FEATURE_NAMES.index(f"buf{b}_bytes") for b in range(MAX_BUFFERS_PER_STORE)]
+
+
+def log_work(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """features (B, L, FEATURE_DIM) raw slog features, mask (B, L) -> ln(1 + float ops + bytes accessed)
+    of each program, (B,)."""
+    cols = _FLOAT_OP_COLUMNS + _BYTES_COLUMNS
+    amounts = torch.exp2(features[..., cols].double().clamp(min=0)) - 1.0
+    return torch.log1p((amounts.sum(-1) * mask.to(amounts.dtype)).sum(-1)).to(features.dtype)
 
 
 @dataclass
@@ -31,6 +51,7 @@ class ModelConfig:
     dropout: float = 0.1
     embed_dim: int = 128
     regressor_hidden: list[int] = field(default_factory=lambda: [256, 128])
+    work_offset: bool = False  # predict work per second (see the module docstring); log label transform only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,11 +88,24 @@ class CDMPPNet(nn.Module):
                                           nn.Linear(cfg.embed_dim, cfg.embed_dim))
         hidden = [cfg.embed_dim] + list(cfg.regressor_hidden)
         self.regressor = nn.Sequential(_mlp(hidden, cfg.dropout), nn.Linear(hidden[-1], 1))
+        if cfg.work_offset:
+            # pred += (log_work - work_mean) * work_scale; set by set_work_offset from the training data
+            # and the label transform, saved with the weights.
+            self.register_buffer("work_mean", torch.zeros(()))
+            self.register_buffer("work_scale", torch.zeros(()))
 
     def set_feature_scaler(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
         # Constant columns (std 0) would divide by zero; they carry no information anyway.
         self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def set_work_offset(self, work_mean: float, label_std: float) -> None:
+        """Centre of ln(work) over the training programs, and the std of ln(latency) that the log label
+        transform divides by (so that one unit of ln(work) is one unit of ln(latency))."""
+        if not self.cfg.work_offset:
+            raise ValueError("set_work_offset: this model was built with work_offset = False")
+        self.work_mean.fill_(float(work_mean))
+        self.work_scale.fill_(1.0 / float(label_std))
 
     def embedding(self, features: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
                   device: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,4 +132,6 @@ class CDMPPNet(nn.Module):
         ``return_program_embedding`` also the device-free program embedding (B, embed_dim)."""
         zp, z = self.embeddings(features, positions, mask, device)
         pred = self.regressor(z).squeeze(-1)
+        if self.cfg.work_offset:
+            pred = pred + (log_work(features, mask) - self.work_mean) * self.work_scale
         return (pred, z, zp) if return_program_embedding else (pred, z)

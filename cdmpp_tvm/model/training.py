@@ -39,7 +39,7 @@ from ..atomic_io import atomic_path
 from ..features import CompactAST
 from .inference import default_torch_device, predict_transformed, to_tensors
 from .label_transform import METHODS, LabelTransform
-from .network import CDMPPNet, ModelConfig
+from .network import CDMPPNet, ModelConfig, log_work
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +186,15 @@ def fit_feature_scaler(model: CDMPPNet, asts: list[CompactAST]) -> None:
                              torch.tensor(rows.std(0), dtype=torch.float32))
 
 
+def fit_work_offset(model: CDMPPNet, asts: list[CompactAST], label_transform: LabelTransform) -> None:
+    """Centre the model's work offset on the training programs' mean ln(work)."""
+    works = []
+    for i in range(0, len(asts), 4096):
+        feats, _, mask, _ = to_tensors(asts[i:i + 4096], None, torch.device("cpu"))
+        works.append(log_work(feats, mask))
+    model.set_work_offset(float(torch.cat(works).double().mean()), label_transform.std)
+
+
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """The random stream of one epoch: depends only on (seed, epoch, stream), so a resumed run and a
     straight run shuffle alike, and all ranks draw the same permutation (stream 0)."""
@@ -312,11 +321,16 @@ def _train(data, model_cfg, cfg, model, label_transform, val_data, on_epoch, tar
                              "both have none")
     elif target_domain is not None:
         logger.warning("train: target_domain given but cmd_weight is 0; the target domain is not used")
-    if model is None:
+    new_model = model is None
+    if new_model:
         model = CDMPPNet(model_cfg)
         fit_feature_scaler(model, data.asts)
     if label_transform is None:
         label_transform = LabelTransform.fit(data.latencies, cfg.label_transform)
+    if model.cfg.work_offset and label_transform.method != "log":
+        raise ValueError(f"train: the model's work_offset needs the log label transform, not {label_transform.method!r}")
+    if new_model and model.cfg.work_offset:
+        fit_work_offset(model, data.asts, label_transform)
     model.to(dev)
     n = len(data)
     y_all = torch.tensor(label_transform.transform(data.latencies), dtype=torch.float32)

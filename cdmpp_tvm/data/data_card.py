@@ -1,0 +1,96 @@
+"""The numbers of a data card, from a collection's ``manifest.json``: ``cdmpp-tvm data-card DIR``.
+
+``data/README.md`` quotes these tables; generating them from the manifest keeps the card and the data in
+step. Per source (a network tag; a task whose only tag is its own name, such as a ``te_workload``
+operator, counts under "operators"): tasks, valid records, build and run failures, early stops. A task
+shared by several networks counts once in each network's row and once in the total. Per run (the
+manifest's ``runs``): time window, tasks finished, valid records gained and records per hour.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .collect import MANIFEST
+
+OPERATORS = "operators"
+_COUNTS = ("valid", "build_failed", "run_failed")
+
+
+def load_manifest(dataset_dir: str | Path) -> dict:
+    path = Path(dataset_dir) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no collection manifest (is {dataset_dir} a `cdmpp-tvm collect` --out "
+                                "directory?)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(manifest.get("tasks"), dict):
+        raise ValueError(f"{path}: no 'tasks' object; not a collection manifest")
+    return manifest
+
+
+def sources_of(task: dict) -> list[str]:
+    """The rows a task counts in: its network tags, or ``OPERATORS`` for a standalone workload."""
+    tags = [t for t in task.get("tags", []) if t != task.get("name")]
+    return tags or [OPERATORS]
+
+
+def summarize(manifest: dict) -> dict:
+    """-> {"sources": {source: counts}, "total": counts, "stopped_early": {reason: n}, "runs": [...]}.
+    counts = {"tasks", "valid", "build_failed", "run_failed"}."""
+    per: dict[str, Counter] = defaultdict(Counter)
+    stopped: Counter = Counter()
+    for task in manifest["tasks"].values():
+        for src in sources_of(task):
+            per[src]["tasks"] += 1
+            for k in _COUNTS:
+                per[src][k] += int(task.get(k, 0))
+        if task.get("stopped_early"):
+            stopped[task["stopped_early"]] += 1
+    total = Counter(tasks=len(manifest["tasks"]))
+    for task in manifest["tasks"].values():
+        for k in _COUNTS:
+            total[k] += int(task.get(k, 0))
+    runs = [{"start": r.get("start"), "end": r.get("end"), "hours": r.get("seconds", 0.0) / 3600,
+             "tasks": r.get("tasks", 0), "valid": r.get("valid_records", 0),
+             "valid_per_hour": (r.get("valid_records", 0) / (r["seconds"] / 3600)) if r.get("seconds") else None,
+             "note": r.get("note")}
+            for r in manifest.get("runs", [])]
+    return {"sources": {k: dict(per[k]) for k in sorted(per)}, "total": dict(total), "stopped_early": dict(stopped),
+            "runs": runs}
+
+
+def data_card_markdown(manifest: dict) -> str:
+    s = summarize(manifest)
+    lines = [f"Device `{manifest.get('device')}` ({manifest.get('cpu_model') or manifest.get('gpu_name')}), target "
+             f"`{json.dumps(manifest.get('target'))}`, apache-tvm {manifest.get('tvm_version')}, apache-tvm-ffi "
+             f"{manifest.get('tvm_ffi_version')}.", "",
+             "| source (network tag) | tasks | valid | build failed | run failed |", "|---|---|---|---|---|"]
+    for src, c in s["sources"].items():
+        lines.append(f"| {src} | {c.get('tasks', 0)} | {c.get('valid', 0):,} | {c.get('build_failed', 0)} | "
+                     f"{c.get('run_failed', 0)} |")
+    t = s["total"]
+    lines.append(f"| **all (unique tasks)** | **{t['tasks']}** | **{t['valid']:,}** | **{t['build_failed']}** | "
+                 f"**{t['run_failed']}** |")
+    if s["stopped_early"]:
+        lines += ["", "Stopped early: " + ", ".join(f"{n} task(s) {r}" for r, n in sorted(s["stopped_early"].items()))
+                  + "."]
+    if s["runs"]:
+        lines += ["", "| run | start | end | hours | tasks finished | valid records | valid/hour |",
+                  "|---|---|---|---|---|---|---|"]
+        for i, r in enumerate(s["runs"], 1):
+            rate = "n/a" if r["valid_per_hour"] is None else f"{r['valid_per_hour']:,.0f}"
+            note = f" ({r['note']})" if r.get("note") else ""
+            lines.append(f"| {i}{note} | {r['start']} | {r['end']} | {r['hours']:.2f} | {r['tasks']} | "
+                         f"{r['valid']:,} | {rate} |")
+        hours = sum(r["hours"] for r in s["runs"])
+        valid = sum(r["valid"] for r in s["runs"])
+        if hours > 0:
+            lines.append(f"| **all** | | | **{hours:.2f}** | | **{valid:,}** | **{valid / hours:,.0f}** |")
+    settings = manifest.get("settings", {})
+    if settings:
+        lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + "."]
+    return "\n".join(lines) + "\n"
