@@ -33,8 +33,8 @@ from cdmpp_tvm.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     COMPACT_AST,
     PER_STORE,
-    CachedFeatures,
     load_cached_features,
+    same_records,
     to_training_data,
 )
 from cdmpp_tvm.data.splits import read_split  # noqa: E402
@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     train, _ = load_cached_features(train_dirs, PER_STORE)
     test_rows, facts = load_cached_features(test_dirs, PER_STORE)
     test_asts, _ = load_cached_features(test_dirs, COMPACT_AST)
-    test_rows, test_asts = _same_records(test_rows, test_asts)
+    test_rows, test_asts, left_out = same_records(test_rows, test_asts)
+    if left_out:
+        print(f"note: {left_out} test record(s) featurized by only one feature kind are left out", flush=True)
     if len(train) == 0 or len(test_rows) == 0:
         print(f"error: {len(train)} training and {len(test_rows)} test records; need both", file=sys.stderr)
         return 2
@@ -104,24 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     _plot(predictions, true_s, results, out_dir / "accuracy.png")
     print(f"wrote {out_dir / 'accuracy.json'}, {out_dir / 'accuracy.md'} and {out_dir / 'accuracy.png'}")
     return 0
-
-
-def _same_records(a: CachedFeatures, b: CachedFeatures) -> tuple[CachedFeatures, CachedFeatures]:
-    """Both restricted to the records both hold, in the same order (a record one featurizer could not
-    handle is in only one cache)."""
-    common = set(a.record_ids.tolist()) & set(b.record_ids.tolist())
-    if len(common) < max(len(a), len(b)):
-        print(f"note: {max(len(a), len(b)) - len(common)} test record(s) featurized by only one feature kind "
-              "are left out", flush=True)
-    order_b = {rid: i for i, rid in enumerate(b.record_ids.tolist())}
-    ia = np.array([i for i, rid in enumerate(a.record_ids.tolist()) if rid in common], dtype=int)
-    ib = np.array([order_b[rid] for rid in a.record_ids[ia].tolist()], dtype=int)
-    return _subset(a, ia), _subset(b, ib)
-
-
-def _subset(f: CachedFeatures, idx: np.ndarray) -> CachedFeatures:
-    return CachedFeatures({k: [v[i] for i in idx] for k, v in f.rows.items()}, f.latencies[idx], f.groups[idx],
-                          None if f.device is None else f.device[idx], f.record_ids[idx])
 
 
 def _markdown(meta: dict, results: dict, train_seconds: dict) -> str:

@@ -49,8 +49,8 @@ from cdmpp_tvm.config import load_train_config  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     COMPACT_AST,
     PER_STORE,
-    CachedFeatures,
     load_cached_features,
+    same_records,
     to_training_data,
 )
 from cdmpp_tvm.evaluation import compute_metrics, program_keys, task_labels  # noqa: E402
@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     source = to_training_data(load_cached_features(args.source, COMPACT_AST)[0])
     tgt_ast, facts = load_cached_features(args.target, COMPACT_AST)
     tgt_rows, _ = load_cached_features(args.target, PER_STORE)
-    tgt_ast, tgt_rows = _same_records(tgt_ast, tgt_rows)
+    tgt_ast, tgt_rows, left_out = same_records(tgt_ast, tgt_rows)
+    if left_out:
+        print(f"note: {left_out} target record(s) featurized by only one feature kind are left out", flush=True)
     names = task_labels(tgt_ast.groups, facts["task_names"])
     if args.held_out_tasks:
         unknown = sorted(set(args.held_out_tasks) - set(names.tolist()))
@@ -204,22 +206,6 @@ def _replace(cfg, **kw):
     import dataclasses
 
     return dataclasses.replace(cfg, **kw)
-
-
-def _same_records(a: CachedFeatures, b: CachedFeatures) -> tuple[CachedFeatures, CachedFeatures]:
-    """Both restricted to the records both hold, in the same order."""
-    order_b = {rid: i for i, rid in enumerate(b.record_ids.tolist())}
-    ia = np.array([i for i, rid in enumerate(a.record_ids.tolist()) if rid in order_b], dtype=int)
-    ib = np.array([order_b[rid] for rid in a.record_ids[ia].tolist()], dtype=int)
-    if len(ia) < max(len(a), len(b)):
-        print(f"note: {max(len(a), len(b)) - len(ia)} target record(s) featurized by only one feature kind are "
-              "left out", flush=True)
-
-    def sub(f: CachedFeatures, idx: np.ndarray) -> CachedFeatures:
-        return CachedFeatures({k: [v[i] for i in idx] for k, v in f.rows.items()}, f.latencies[idx], f.groups[idx],
-                              None if f.device is None else f.device[idx], f.record_ids[idx])
-
-    return sub(a, ia), sub(b, ib)
 
 
 def _summary(runs: dict) -> dict:

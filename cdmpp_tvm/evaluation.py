@@ -23,6 +23,7 @@ both in seconds, and a task (group) for each record:
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -62,8 +63,6 @@ def compute_metrics(pred_s, true_s, groups, programs=None) -> dict:
 def program_keys(asts) -> np.ndarray:
     """(N,) identity of each program as the features see it (a digest of its leaves): records of one
     program measured several times share a key."""
-    import hashlib
-
     return np.array([hashlib.blake2b(np.ascontiguousarray(a.leaf_features).tobytes()
                                      + np.ascontiguousarray(a.preorder_position).tobytes(), digest_size=12).hexdigest()
                      for a in asts])

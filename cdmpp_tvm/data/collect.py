@@ -201,13 +201,11 @@ def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.Path
     builder, runner = _builder(cfg), _runner(cfg, rpc)
     per_task = cfg.random_trials + cfg.evolutionary_trials
     todo = [t for t in interleave_by_source(tasks) if manifest["tasks"].get(task_dir_name(t), {}).get("status") != "done"]
-    start = time.time()
     with tqdm(total=per_task * len(todo), desc="measured", unit="trial", disable=not progress) as bar:
         for task in todo:
             state = _collect_task(task, target, out, cfg, builder, runner, bar)
             _record_task(manifest_path, manifest, task_dir_name(task), state)
-    new_valid = sum(manifest["tasks"][task_dir_name(t)]["valid"] for t in todo)
-    return _finish_run(manifest_path, manifest, len(todo), new_valid, start)
+    return _finish_run(manifest_path, manifest)
 
 
 def _open_manifest(out: Path, target, cfg: CollectConfig, rpc: RPCSettings | None) -> tuple[Path, dict]:
@@ -222,7 +220,7 @@ def _open_manifest(out: Path, target, cfg: CollectConfig, rpc: RPCSettings | Non
     now = time.strftime("%Y-%m-%d %H:%M:%S")
     manifest.setdefault("runs", []).append(
         {"start": now, "end": now, "start_unix": time.time(), "seconds": 0.0, "tasks": 0, "valid_records": 0,
-         "valid_at_start": _totals(manifest["tasks"])["valid"], "loadavg_at_start": list(os.getloadavg())})
+         "valid_at_start": task_totals(manifest["tasks"])["valid"], "loadavg_at_start": list(os.getloadavg())})
     write_json_atomic(path, manifest)
     return path, manifest
 
@@ -232,24 +230,24 @@ def _record_task(path: Path, manifest: dict, name: str, state: dict) -> None:
     manifest["tasks"][name] = {k: state[k] for k in ("name", "tags", "weights", "weight", "workload", "valid",
                                                      "build_failed", "run_failed", "records", "seconds", "status")} \
         | {"stopped_early": state.get("stopped_early", {}).get("reason")}
-    manifest["totals"] = _totals(manifest["tasks"])
+    manifest["totals"] = task_totals(manifest["tasks"])
     manifest["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
     run = manifest["runs"][-1]
     run["end"], run["tasks"], run["seconds"] = manifest["updated"], run["tasks"] + 1, time.time() - run["start_unix"]
-    # Valid records of the tasks finished in this run that were not in the manifest before it (a task
-    # interrupted by a kill counts, with all its records, in the run that finishes it).
+    # Valid records this run added to the manifest's total (a task interrupted by a kill counts, with
+    # all its records, in the run that finishes it).
     run["valid_records"] = manifest["totals"]["valid"] - run["valid_at_start"]
     write_json_atomic(path, manifest)
 
 
-def _finish_run(path: Path, manifest: dict, n_tasks: int, new_valid: int, start: float) -> dict:
-    elapsed = time.time() - start
-    manifest["last_run"] = {"tasks": n_tasks, "seconds": elapsed, "valid_records": new_valid,
-                            "valid_records_per_hour": new_valid / elapsed * 3600 if elapsed > 0 else None,
-                            "loadavg_at_end": os.getloadavg()}
+def _finish_run(path: Path, manifest: dict) -> dict:
+    """Close this run's ``runs`` entry; ``last_run`` is its summary (what ``collect`` prints)."""
     run = manifest["runs"][-1]
     run.update(end=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=time.time() - run["start_unix"],
                loadavg_at_end=list(os.getloadavg()))
+    manifest["last_run"] = {"tasks": run["tasks"], "seconds": run["seconds"], "valid_records": run["valid_records"],
+                            "valid_records_per_hour": run["valid_records"] / run["seconds"] * 3600
+                            if run["seconds"] > 0 else None, "loadavg_at_end": run["loadavg_at_end"]}
     write_json_atomic(path, manifest)
     return manifest
 
@@ -353,7 +351,8 @@ def _target_json(target) -> dict | str:
         return str(target)
 
 
-def _totals(tasks: dict) -> dict:
+def task_totals(tasks: dict) -> dict:
+    """Valid / build-failed / run-failed / all records and the task count of a manifest's tasks."""
     keys = ("valid", "build_failed", "run_failed", "records")
     return {k: sum(t.get(k, 0) for t in tasks.values()) for k in keys} | {"tasks": len(tasks)}
 
@@ -426,21 +425,17 @@ def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.
                              "device": selection.get("device", {}).get("name"),
                              "checkpoint": selection.get("checkpoint"), "selected_target": selection["target"]}
     builder, runner = _builder(cfg), _runner(cfg, rpc)
-    start, new_valid, n_todo = time.time(), 0, 0
     total = sum(len(recs) for _, _, _, recs in plan)
     with tqdm(total=total, desc="measured", unit="program", disable=not progress) as bar:
         for name, entry, workload, records in plan:
-            state, valid = _measure_selected_task(name, entry, workload, records, target, out, cfg, builder, runner,
-                                                  bar)
-            new_valid += valid
-            n_todo += 1
+            state = _measure_selected_task(name, entry, workload, records, target, out, cfg, builder, runner, bar)
             _record_task(manifest_path, manifest, name, state)
-    return _finish_run(manifest_path, manifest, n_todo, new_valid, start)
+    return _finish_run(manifest_path, manifest)
 
 
 def _measure_selected_task(name: str, entry: dict, workload, records: list[list], target, out: Path,
-                           cfg: CollectConfig, builder, runner, bar) -> tuple[dict, int]:
-    """Measure the not yet measured programs of one selected task; -> (task.json state, new valid count)."""
+                           cfg: CollectConfig, builder, runner, bar) -> dict:
+    """Measure the not yet measured programs of one selected task; -> its task.json state."""
     work = out / name
     work.mkdir(exist_ok=True)
     task_path = work / TASK_FILE
@@ -456,7 +451,6 @@ def _measure_selected_task(name: str, entry: dict, workload, records: list[list]
     write_json_atomic(task_path, state)
     database = ms.database.JSONDatabase(work_dir=str(work))
     wl = database.commit_workload(workload.mod)
-    new_valid = 0
     t0 = time.time()
     for b in range(0, len(todo), cfg.trials_per_iter):
         batch = [ms.database.TuningRecord.from_json(rec, workload) for rec in todo[b:b + cfg.trials_per_iter]]
@@ -466,7 +460,6 @@ def _measure_selected_task(name: str, entry: dict, workload, records: list[list]
             database.commit_tuning_record(ms.database.TuningRecord(
                 trace=rec.trace, workload=wl, run_secs=run_secs, target=target, args_info=cand.args_info))
             state[kind] += 1
-            new_valid += kind == "valid"
         bar.update(len(batch))
         state["seconds"] += time.time() - t0
         t0 = time.time()
@@ -475,7 +468,7 @@ def _measure_selected_task(name: str, entry: dict, workload, records: list[list]
     state["phases"]["selection"]["done"] = True
     state["status"] = "done"
     write_json_atomic(task_path, state)
-    return state, new_valid
+    return state
 
 
 def measure_candidates(cands: list, target, builder, runner) -> list[tuple[list[float], str]]:

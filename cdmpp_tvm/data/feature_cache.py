@@ -210,6 +210,19 @@ class CachedFeatures:
     def __len__(self) -> int:
         return len(self.latencies)
 
+    def subset(self, idx: np.ndarray) -> "CachedFeatures":
+        return CachedFeatures({k: [v[i] for i in idx] for k, v in self.rows.items()}, self.latencies[idx],
+                              self.groups[idx], None if self.device is None else self.device[idx], self.record_ids[idx])
+
+
+def same_records(a: CachedFeatures, b: CachedFeatures) -> tuple[CachedFeatures, CachedFeatures, int]:
+    """Both restricted to the records both hold, in ``a``'s order, and how many records of the larger one
+    were left out (a record one featurizer could not handle is in only one cache)."""
+    order_b = {rid: i for i, rid in enumerate(b.record_ids.tolist())}
+    ia = np.array([i for i, rid in enumerate(a.record_ids.tolist()) if rid in order_b], dtype=int)
+    ib = np.array([order_b[rid] for rid in a.record_ids[ia].tolist()], dtype=int)
+    return a.subset(ia), b.subset(ib), max(len(a), len(b)) - len(ia)
+
 
 def load_cached_features(paths: list[str | os.PathLike], kind: FeatureKind = COMPACT_AST,
                          progress: bool = True) -> tuple[CachedFeatures, dict]:
