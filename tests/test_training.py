@@ -96,6 +96,23 @@ def test_train_config_rejects_bad_values():
         TrainConfig(label_transform="sqrt")
     with pytest.raises(ValueError, match="cmd_weight"):
         TrainConfig(cmd_weight=-1)
+    with pytest.raises(ValueError, match="min_epochs"):
+        TrainConfig(min_epochs=0)
+
+
+def test_min_epochs_keeps_no_epoch_before_it():
+    data = synthetic_training_data(96, 6)
+    _, _, hist = train(data, TINY_MODEL, _cfg(epochs=6, min_epochs=3, patience=1))
+    val = hist["val_loss"]
+    # The kept epoch is the best one from epoch 2 on, even where an earlier epoch had a lower loss, and
+    # patience counts from there: with patience 1, training stops at the first epoch after it that is
+    # not better.
+    assert hist["best_epoch"] >= 2 and val[hist["best_epoch"]] == min(val[2:])
+    if hist["stopped"] == "early":
+        assert len(val) - 1 == hist["best_epoch"] + 1
+    # min_epochs = epochs: the last epoch is kept whatever its loss.
+    _, _, hist = train(data, TINY_MODEL, _cfg(epochs=3, min_epochs=3))
+    assert hist["best_epoch"] == 2
 
 
 # ------------------------------------------------------------------------------------------------- CMD

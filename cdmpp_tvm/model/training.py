@@ -60,6 +60,10 @@ class TrainConfig:
     label_transform: str = "log"  # "log" or "box-cox"
     val_fraction: float = 0.15  # of training tasks, held out for early stopping
     patience: int = 30  # epochs without a better validation loss before stopping
+    # Validation tasks are unseen tasks: their loss is noisy and often lowest in the first epochs, before
+    # the model has learned anything but the mean (the stop-9 cross-model model was kept from epoch 2).
+    # Epochs before min_epochs are never kept over a later one, and patience starts counting after them.
+    min_epochs: int = 1
     seed: int = 0
     device: str = "auto"
     time_limit_s: float | None = None
@@ -75,7 +79,7 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.label_transform not in METHODS:
             raise ValueError(f"label_transform must be one of {METHODS}, got {self.label_transform!r}")
-        for key in ("epochs", "batch_size", "checkpoint_every", "cmd_batch_size"):
+        for key in ("epochs", "batch_size", "checkpoint_every", "cmd_batch_size", "min_epochs"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be an integer >= 1, got {getattr(self, key)!r}")
         for key in ("lr", "weight_decay", "grad_clip", "rank_loss_weight", "mape_weight", "cmd_weight"):
@@ -477,7 +481,7 @@ def _train(data, model_cfg, cfg, model, label_transform, val_data, on_epoch, tar
             history["val_loss"].append(val_loss)
             history["val_mape"].append(val_mape)
             history["cmd"].append(float(sums[1] / sums[2]) if use_cmd else 0.0)
-            if val_loss < best - 1e-6:
+            if val_loss < best - 1e-6 or epoch < cfg.min_epochs:
                 best, bad_epochs, history["best_epoch"] = val_loss, 0, epoch
                 best_state = _cpu_state_dict(model)
             else:
