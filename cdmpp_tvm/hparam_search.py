@@ -5,7 +5,8 @@
   the sampler seeded by (seed, number of trials in the study).
 * Space (``SPACE``): lr (log 1e-4..3e-3), weight_decay (log 1e-6..1e-2), d_model {64, 128, 256},
   n_layers {1, 2, 3, 4}, dropout [0, 0.3], loss {mse+rank, mse+mape}, label_transform {log, box-cox},
-  batch_size {128, 256, 512}; everything else comes from the base config.
+  batch_size {128, 256, 512}; everything else comes from the base config. A model with the work
+  offset only works with the log label, so for it the label transform is not searched (``space_for``).
 * Objective: validation MAPE of the de-transformed predictions of the model a trial returns (the epoch
   with the best validation loss), on one fixed validation split of whole *training* tasks. MAPE in
   seconds compares trials with different losses and label transforms, which their own losses would not
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from pathlib import PurePosixPath
 
 from .config import TrainJob
 from .model import ModelConfig
@@ -49,9 +51,17 @@ def apply_params(params: dict, model_cfg: ModelConfig, train_cfg: TrainConfig) -
     return model_cfg, dataclasses.replace(train_cfg, **t)
 
 
-def suggest(trial) -> dict:
+def space_for(model_cfg: ModelConfig) -> dict:
+    """The searched parameters for a base model: ``SPACE``, less the label transform when the model
+    has the work offset (it needs the log label; a Box-Cox trial would fail, not lose)."""
+    if model_cfg.work_offset:
+        return {k: v for k, v in SPACE.items() if k != "label_transform"}
+    return dict(SPACE)
+
+
+def suggest(trial, model_cfg: ModelConfig) -> dict:
     params = {}
-    for name, spec in SPACE.items():
+    for name, spec in space_for(model_cfg).items():
         if spec[0] == "log":
             params[name] = trial.suggest_float(name, spec[1], spec[2], log=True)
         elif spec[0] == "float":
@@ -78,7 +88,7 @@ def search_hparams(data: TrainingData, model_cfg: ModelConfig, train_cfg: TrainC
                                else train_cfg.time_limit_s)
 
     def objective(trial) -> float:
-        params = suggest(trial)
+        params = suggest(trial, model_cfg)
         mcfg, tcfg = apply_params(params, model_cfg, base)
 
         def on_epoch(epoch, model, history):
@@ -115,13 +125,25 @@ def search_hparams(data: TrainingData, model_cfg: ModelConfig, train_cfg: TrainC
 
 
 def best_job(study, base: TrainJob) -> TrainJob:
-    """``base`` with the best trial's parameters (full ``epochs`` of the base, not the trial budget)."""
+    """``base`` with the best trial's parameters (full ``epochs`` of the base, not the trial budget).
+    Its ``out`` and ``state_path`` get a ``-tuned`` suffix: training it must neither overwrite the base
+    run's checkpoint nor resume from the base run's training state (another model shape)."""
     import optuna
 
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         raise ValueError(f"study {study.study_name}: no completed trial (all pruned or failed)")
     model_cfg, train_cfg = apply_params(study.best_trial.params, base.model, base.train)
-    return dataclasses.replace(base, model=model_cfg, train=train_cfg)
+    return dataclasses.replace(base, model=model_cfg, train=train_cfg, out=_tuned(base.out),
+                               state_path=_tuned(base.state_path))
+
+
+def _tuned(path: str | None) -> str | None:
+    if not path:
+        return path
+    p = PurePosixPath(path)
+    stem = p.name[: -len(".state.pt")] if p.name.endswith(".state.pt") else p.stem
+    suffix = p.name[len(stem):]
+    return str(p.with_name(f"{stem}-tuned{suffix}"))
 
 
 def trials_table(study) -> list[dict]:
@@ -129,4 +151,4 @@ def trials_table(study) -> list[dict]:
     return [{"number": t.number, "state": t.state.name, "value": t.value, **t.params} for t in study.trials]
 
 
-__all__ = ["SPACE", "apply_params", "best_job", "search_hparams", "suggest", "trials_table"]
+__all__ = ["SPACE", "apply_params", "best_job", "search_hparams", "space_for", "suggest", "trials_table"]

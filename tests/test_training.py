@@ -298,7 +298,8 @@ def test_hparam_search_api_writes_a_config_train_can_use(tmp_path):
     from cdmpp_tvm.hparam_search import SPACE, best_job, search_hparams
 
     data = synthetic_training_data(64, 4)
-    base = load_train_job(_write(tmp_path / "base.yaml", {**TINY_YAML, "epochs": 50, "databases": ["db"]}))
+    base = load_train_job(_write(tmp_path / "base.yaml", {**TINY_YAML, "epochs": 50, "databases": ["db"],
+                                                          "out": "ck/m.pt", "state_path": "ck/m.state.pt"}))
     storage = f"sqlite:///{tmp_path / 'hp.db'}"
     study = search_hparams(data, base.model, base.train, 2, trial_epochs=2, storage=storage, study_name="s", seed=0)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
@@ -308,6 +309,8 @@ def test_hparam_search_api_writes_a_config_train_can_use(tmp_path):
 
     best = best_job(study, base)
     assert best.train.epochs == 50 and best.train.lr == study.best_params["lr"]
+    # Its outputs do not collide with the base run's (a resume from the base's state would be wrong).
+    assert (best.out, best.state_path) == ("ck/m-tuned.pt", "ck/m-tuned.state.pt")
     assert best.model.d_model == study.best_params["d_model"] and best.model.n_layers == study.best_params["n_layers"]
     write_train_config(best, tmp_path / "best.yaml", "best of 2")
     again = load_train_job(tmp_path / "best.yaml")
@@ -316,6 +319,20 @@ def test_hparam_search_api_writes_a_config_train_can_use(tmp_path):
     # Resumable: the same study with 3 trials runs one more, with new parameters.
     study = search_hparams(data, base.model, base.train, 3, trial_epochs=2, storage=storage, study_name="s", seed=0)
     assert len(study.trials) == 3 and study.trials[2].params != study.trials[0].params
+
+
+def test_hparam_search_keeps_the_log_label_for_a_work_offset_model(tmp_path):
+    from dataclasses import replace
+
+    from cdmpp_tvm.hparam_search import SPACE, search_hparams, space_for
+
+    base = load_train_job(_write(tmp_path / "base.yaml", {**TINY_YAML, "databases": ["db"]}))
+    model = replace(base.model, work_offset=True)
+    assert set(space_for(model)) == set(SPACE) - {"label_transform"} and set(space_for(base.model)) == set(SPACE)
+    # Every trial trains (a Box-Cox trial would raise: the work offset needs the log label).
+    study = search_hparams(synthetic_training_data(64, 4), model, base.train, 4, trial_epochs=1, seed=0)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert all("label_transform" not in t.params for t in study.trials)
 
 
 def test_cli_tune_hparams_then_train(tmp_path, monkeypatch):
