@@ -246,10 +246,15 @@ def _finish_run(path: Path, manifest: dict) -> dict:
     run.update(end=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=time.time() - run["start_unix"],
                loadavg_at_end=list(os.getloadavg()))
     manifest["last_run"] = {"tasks": run["tasks"], "seconds": run["seconds"], "valid_records": run["valid_records"],
-                            "valid_records_per_hour": run["valid_records"] / run["seconds"] * 3600
-                            if run["seconds"] > 0 else None, "loadavg_at_end": run["loadavg_at_end"]}
+                            "valid_records_per_hour": valid_per_hour(run), "loadavg_at_end": run["loadavg_at_end"]}
     write_json_atomic(path, manifest)
     return manifest
+
+
+def valid_per_hour(run: dict) -> float | None:
+    """Valid records per hour of a manifest ``runs`` entry; None for a run without measured time."""
+    seconds = run.get("seconds") or 0.0
+    return run.get("valid_records", 0) / seconds * 3600 if seconds > 0 else None
 
 
 def _builder(cfg: CollectConfig):

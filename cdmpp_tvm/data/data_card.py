@@ -12,7 +12,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .collect import MANIFEST, task_totals
+from .collect import MANIFEST, task_totals, valid_per_hour
 
 OPERATORS = "operators"
 _COUNTS = ("valid", "build_failed", "run_failed")
@@ -53,7 +53,7 @@ def summarize(manifest: dict) -> dict:
     total = {k: v for k, v in task_totals(manifest["tasks"]).items() if k != "records"}
     runs = [{"start": r.get("start"), "end": r.get("end"), "hours": r.get("seconds", 0.0) / 3600,
              "tasks": r.get("tasks", 0), "valid": r.get("valid_records", 0),
-             "valid_per_hour": (r.get("valid_records", 0) / (r["seconds"] / 3600)) if r.get("seconds") else None,
+             "valid_per_hour": valid_per_hour(r),
              "note": r.get("note")}
             for r in manifest.get("runs", [])]
     return {"sources": {k: dict(per[k]) for k in sorted(per)}, "total": total, "stopped_early": dict(stopped),
