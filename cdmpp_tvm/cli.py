@@ -13,6 +13,7 @@
     cdmpp-tvm evaluate --checkpoint C (--database DIR ... | --split S.json) [--json OUT]
     cdmpp-tvm predict-network --network NAME [--target T] [--checkpoint C] [--database DIR ...] [--measure]
     cdmpp-tvm bench-search (--workload W ... | --suite S) --out DIR [--models ...] [--trials N] [--seeds ...]
+                         [--report-only]
     cdmpp-tvm devices [--json]
     cdmpp-tvm select --checkpoint C --workloads SUITE|NAME ... --device DEV --budget N --out DIR
                      [--per-task-candidates 256] [--method kmeans|random]
@@ -484,6 +485,9 @@ def add_bench_search_arguments(p) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint of the 'cdmpp' model (default: bundled for the target)")
     p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
     p.add_argument("--out", required=True, help="results directory (resumed if it exists)")
+    p.add_argument("--report-only", action="store_true",
+                   help="tune nothing: write the report of the runs already finished in --out (tasks that not "
+                        "every model and seed has finished are left out and listed)")
 
 
 def _add_bench_search(sub) -> None:
@@ -509,7 +513,7 @@ def cmd_bench_search(args) -> int:
     runs = len(tasks) * len(cfg.models) * len(cfg.seeds)
     print(f"Search benchmark: {len(tasks)} task(s) x {len(cfg.models)} models x {len(cfg.seeds)} seeds = {runs} runs "
           f"of {cfg.trials} trials on {target} -> {args.out}", flush=True)
-    report = run_benchmark(tasks, target, cfg, args.out)
+    report = run_benchmark(tasks, target, cfg, args.out, run_missing=not args.report_only)
     print(summary_markdown(report))
     return 0
 

@@ -41,7 +41,7 @@ from tvm_patches.fast_builder import make_builder
 from .atomic_io import atomic_path, write_json_atomic, write_text_atomic
 from .cost_model import CDMPPCostModel
 from .data.collect import task_dir_name
-from .data.reader import latency_of
+from .data.reader import RECORD_FILE as RECORD_FILE_NAME, latency_of, read_database
 from .tuning import default_runner, tune
 from .workloads import Task
 
@@ -195,9 +195,16 @@ def _make_cost_model(model: str, cfg: SearchBenchConfig, seed: int, clock: _Cloc
 
 # ---------------------------------------------------------------------------------------------------
 def _replay_database(run_dir: Path, task: Task, target, cost_model) -> tuple[list[dict], float | None]:
-    """Records measured before a kill: the curve they make, and the cost model trained on them."""
-    database = ms.database.JSONDatabase(work_dir=str(run_dir))
-    records = list(database.get_all_tuning_records())
+    """Records measured before a kill: the curve they make, and the cost model trained on them.
+
+    Read in file order, which is measurement order (JSONDatabase's own listing is sorted by latency,
+    which would put the best program first and make the replayed curve look better than it was)."""
+    if not (run_dir / RECORD_FILE_NAME).exists():
+        return [], None
+    read = read_database(run_dir)
+    for problem in read.problems:  # e.g. a line cut short by the kill
+        logger.warning("resuming %s: skipped %s", run_dir, problem)
+    records = [m.record for m in read.records]
     if not records:
         return [], None
     context = ms.TuneContext(mod=task.mod, target=target, task_name=task.name)
@@ -257,17 +264,33 @@ def run_one(task: Task, target, model: str, seed: int, cfg: SearchBenchConfig, r
 
 
 def run_benchmark(tasks: list[Task], target, cfg: SearchBenchConfig, out_dir: str | os.PathLike,
-                  progress: bool = True) -> dict:
-    """All (model, task, seed) runs, then results.json / results.csv / summary.md / PNG plots in out_dir."""
+                  progress: bool = True, run_missing: bool = True) -> dict:
+    """All (model, task, seed) runs, then results.json / results.csv / summary.md / PNG plots in out_dir.
+
+    With ``run_missing=False`` nothing is tuned: the report covers the runs already finished (a long
+    benchmark stopped part-way), and only tasks finished by every model and seed enter the summary, so
+    the models are always compared on the same tasks; the others are listed as ``missing_tasks``.
+    """
     out = Path(out_dir)
     results = []
     order = [(seed, task, model) for seed in cfg.seeds for task in tasks for model in cfg.models]
     for i, (seed, task, model) in enumerate(order, 1):
         run_dir = out / "runs" / model / task_dir_name(task) / f"seed{seed}"
-        logger.info("[%d/%d] %s on %s, seed %d", i, len(order), model, task.name, seed)
-        results.append(run_one(task, target, model, seed, cfg, run_dir, progress=progress))
-    report = {"config": asdict(cfg), "target": str(target), "tasks": [t.name for t in tasks],
-              "runs": results, "summary": summarize(results, tasks, cfg)}
+        if run_missing:
+            logger.info("[%d/%d] %s on %s, seed %d", i, len(order), model, task.name, seed)
+            results.append(run_one(task, target, model, seed, cfg, run_dir, progress=progress))
+        elif (run_dir / RESULT_FILE).exists():
+            results.append(json.loads((run_dir / RESULT_FILE).read_text()))
+    done = {(r["model"], r["task"], r["seed"]) for r in results}
+    complete = [t for t in tasks if all((m, t.name, s) in done for m in cfg.models for s in cfg.seeds)]
+    if len(complete) < len(tasks):
+        logger.warning("report on %d of %d tasks: the others are not finished by every model and seed",
+                       len(complete), len(tasks))
+    names = {t.name for t in complete}
+    results = [r for r in results if r["task"] in names]
+    report = {"config": asdict(cfg), "target": str(target), "tasks": [t.name for t in complete],
+              "missing_tasks": [t.name for t in tasks if t.name not in names],
+              "runs": results, "summary": summarize(results, complete, cfg)}
     write_json_atomic(out / "results.json", report)
     _write_csv(out / "results.csv", results)
     write_text_atomic(out / "summary.md", summary_markdown(report))
@@ -292,6 +315,8 @@ def _by(results: list[dict]) -> dict:
 
 def _weighted_best_at(by: dict, model: str, weights: dict[str, float], seed: int, trials: int) -> float | None:
     """Sum over tasks of weight x best latency within ``trials`` trials per task; None until every task has one."""
+    if not weights:
+        return None
     total = 0.0
     for name, weight in weights.items():
         r = by.get((model, name, seed))
@@ -352,6 +377,9 @@ def summary_markdown(report: dict) -> str:
     lines = [f"# Search benchmark: {', '.join(report['tasks'][:6])}{' ...' if len(report['tasks']) > 6 else ''}",
              "", f"Target `{report['target']}`; models {', '.join(cfg['models'])}; seeds {cfg['seeds']}; "
              f"{cfg['trials']} trials per task, {cfg['trials_per_iter']} per batch, population {cfg['population_size']}.",
+             *(["", f"**Partial:** {len(report['tasks'])} tasks finished by every model and seed; not yet run "
+                f"({len(report['missing_tasks'])}): {', '.join(report['missing_tasks'])}."]
+               if report.get("missing_tasks") else []),
              "", "## Geometric-mean speedup of cdmpp's best latency over each baseline (per task, all seeds)", "",
              "| trials/task | " + " | ".join(f"vs {b}" for b in next(iter(s["speedup"].values()), {})) + " |",
              "|---|" + "---|" * len(next(iter(s["speedup"].values()), {}))]

@@ -1,5 +1,6 @@
 """Search benchmark harness and network latency prediction, with real tuning on tiny budgets."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +63,27 @@ def test_search_benchmark_resumes_a_killed_run_from_its_database(bench, host_tar
     resumed = next(r for r in again["runs"] if r["model"] == "xgb")
     assert resumed["resumed_from"] == 16 and resumed["trials"] == 16
     assert resumed["best_s"] == pytest.approx(before["best_s"])
+    # The replayed curve follows measurement order (not the database's latency order).
+    assert best_at(resumed["curve"], 8) == pytest.approx(best_at(before["curve"], 8))
     # The finished cdmpp run is skipped, not re-run.
     assert next(r for r in again["runs"] if r["model"] == "cdmpp")["wall_s"] == \
         next(r for r in report["runs"] if r["model"] == "cdmpp")["wall_s"]
+
+
+def test_search_benchmark_report_only_covers_tasks_every_model_finished(bench, host_target, tmp_path):
+    out, tasks, cfg, report = bench
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    on_disk = json.loads((out / "results.json").read_text())  # the last full run's report
+    full = run_benchmark(tasks, host_target, cfg, copy, progress=False, run_missing=False)
+    assert full["missing_tasks"] == [] and len(full["runs"]) == len(report["runs"])
+    assert full["summary"]["speedup"] == on_disk["summary"]["speedup"]
+    # An unfinished run (no result.json) takes its task out of the comparison and nothing is tuned.
+    next((copy / "runs" / "xgb").rglob("result.json")).unlink()
+    partial = run_benchmark(tasks, host_target, cfg, copy, progress=False, run_missing=False)
+    assert partial["tasks"] == [] and partial["missing_tasks"] == [t.name for t in tasks]
+    assert partial["runs"] == [] and not list((copy / "runs" / "xgb").rglob("result.json"))
+    assert "Partial" in (copy / "summary.md").read_text()
 
 
 def test_predict_network_uses_measured_records_and_samples_the_rest(host_target, tmp_path):

@@ -135,3 +135,33 @@ def test_guard_keeps_the_pretrained_model_after_noisy_updates(host_target):
     held_out = cands[80:]
     rho = spearmanr(cm.predict(ctx, held_out), 1.0 / truth[80:]).statistic
     assert rho > 0.99
+
+
+def test_fresh_batch_errors_score_each_batch_before_learning_from_it(host_target):
+    """stats()["fresh_batch_errors"]: per update, the error of predict_latency on the batch before training on
+    it, and of the checkpoint as loaded; a device twice as slow as the checkpoint believes is learnt."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvm_patches.candidates import sample_candidates
+
+    task = load_workload("conv2d-small", host_target)[0]
+    cands = sample_candidates(task.mod, host_target, 32, seed=5)
+    ctx = ms.TuneContext(mod=task.mod, target=host_target, task_name=task.name)
+    from cdmpp_tvm import OnlineConfig
+
+    # No training steps: what changes between the two batches is the latency calibration alone, which makes
+    # the second batch's error exactly predictable.
+    cm = CDMPPCostModel(online=OnlineConfig(max_steps_per_update=0))
+    believed = [cm.predict_latency(ctx, cands[:16]), cm.predict_latency(ctx, cands[16:])]
+    for b, lat in enumerate(believed):
+        results = [ms.runner.RunnerResult(run_secs=[float(2 * x)], error_msg=None) for x in lat]
+        results[0] = ms.runner.RunnerResult(run_secs=None, error_msg="failed")  # failures are not scored
+        cm.update(ctx, cands[16 * b:16 * (b + 1)], results)
+    first, second = cm.stats()["fresh_batch_errors"]
+    assert (first["records_before"], first["n"], second["records_before"], second["n"]) == (0, 15, 16, 15)
+    # Measured = 2 x predicted: the relative error of the unadapted prediction is exactly 1/2.
+    assert first["mape"] == pytest.approx(0.5, rel=1e-4) and first["pretrained_mape"] == pytest.approx(0.5, rel=1e-4)
+    assert first["pairwise_accuracy"] == pytest.approx(1.0)
+    assert second["pretrained_mape"] == pytest.approx(0.5, rel=1e-4)  # the checkpoint as loaded never changes
+    # After one batch the cost model knows this device is 2x slower than the checkpoint believes.
+    assert second["mape"] == pytest.approx(0.0, abs=1e-4)

@@ -115,6 +115,7 @@ class CDMPPCostModel(PyCostModel):
         self._online_calibration_stale = False
         self._new_device: dict[str, bool] = {}  # target string -> not a device the checkpoint was trained on
         self._oom = OOMSplitCounter()
+        self._fresh_errors: list[dict] = []  # per update: error on the batch before training on it
         self._stats = {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
                        "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0,
                        "update_seconds": 0.0, "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0}
@@ -161,12 +162,7 @@ class CDMPPCostModel(PyCostModel):
             return np.zeros(0)
         with torch_threads(self.num_threads):
             self._ensure_model(context)
-            asts = self._featurize(context, candidates)
-            lat = self._predict_latency(self._prediction_model(), asts, self._device_vec(context))
-            name = "anchor" if self._use_anchor() else "online"
-            if name == "online" and self._online_calibration_stale:
-                self._refresh_online_calibration(self._device_vec(context))
-        return lat * self._calibration(name, shash2hex(context.mod))
+            return self._calibrated_latency(context, self._featurize(context, candidates))
 
     def load(self, path: str) -> None:
         self._load(path)
@@ -188,7 +184,8 @@ class CDMPPCostModel(PyCostModel):
                  oom_batch_splits=self._oom.splits, fallbacks=s["predict_fallbacks"] + s["update_fallbacks"],
                  guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
                  torch_device=str(self.torch_device), new_device=any(self._new_device.values()),
-                 calibrated_tasks=len(set(self._residuals["online"]) | set(self._residuals["anchor"])))
+                 calibrated_tasks=len(set(self._residuals["online"]) | set(self._residuals["anchor"])),
+                 fresh_batch_errors=list(self._fresh_errors))
         return s
 
     def log_stats(self, level: int = logging.INFO) -> None:
@@ -266,6 +263,33 @@ class CDMPPCostModel(PyCostModel):
     def _featurize(self, context, candidates) -> list[CompactAST]:
         return self.featurizer.featurize([c.sch.mod for c in candidates], is_gpu_target(context.target))
 
+    def _calibrated_latency(self, context, asts: list[CompactAST]) -> np.ndarray:
+        """``predict_latency`` on featurized candidates."""
+        dev_vec = self._device_vec(context)
+        lat = self._predict_latency(self._prediction_model(), asts, dev_vec)
+        name = "anchor" if self._use_anchor() else "online"
+        if name == "online" and self._online_calibration_stale:
+            self._refresh_online_calibration(dev_vec)
+        return lat * self._calibration(name, shash2hex(context.mod))
+
+    def _record_fresh_error(self, context, asts: list[CompactAST], batch) -> None:
+        """Error on a measured batch before learning from it: of ``predict_latency`` (what the cost model
+        would have said) and of the pretrained model as loaded (no calibration, no online training), so
+        ``stats()["fresh_batch_errors"]`` shows how the model adapts to a task and device as trials accrue."""
+        valid = [i for i, (_, lat, _) in enumerate(batch) if lat is not None]
+        if not valid:
+            return
+        true = np.asarray([batch[i][1] for i in valid])
+        sub = [asts[i] for i in valid]
+        used = self._calibrated_latency(context, sub)
+        pretrained = self._predict_latency(self._anchor if self._anchor is not None else self.model, sub,
+                                           self._device_vec(context))
+        self._fresh_errors.append({
+            "records_before": self._stats["records_seen"], "task": _task_name(context), "n": len(valid),
+            "mape": float(np.mean(np.abs(used - true) / true)),
+            "pretrained_mape": float(np.mean(np.abs(pretrained - true) / true)),
+            "pairwise_accuracy": _pairwise_accuracy(used, true) if len(valid) > 1 and np.ptp(true) > 0 else None})
+
     def _use_anchor(self) -> bool:
         return self._anchor is not None and self._guard_acc["anchor"] > self._guard_acc["online"]
 
@@ -304,6 +328,7 @@ class CDMPPCostModel(PyCostModel):
             if lat is None:
                 self._stats["failed_runs_seen"] += 1
             batch.append((ast, lat, task))
+        self._record_fresh_error(context, asts, batch)
         self._stats["records_seen"] += len(batch)
         if not self.online.enabled:
             return
