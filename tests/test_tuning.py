@@ -142,13 +142,12 @@ def test_fresh_batch_errors_score_each_batch_before_learning_from_it(host_target
     it, and of the checkpoint as loaded; a device twice as slow as the checkpoint believes is learnt."""
     from tvm.s_tir import meta_schedule as ms
 
+    from cdmpp_tvm import OnlineConfig
     from tvm_patches.candidates import sample_candidates
 
     task = load_workload("conv2d-small", host_target)[0]
     cands = sample_candidates(task.mod, host_target, 32, seed=5)
     ctx = ms.TuneContext(mod=task.mod, target=host_target, task_name=task.name)
-    from cdmpp_tvm import OnlineConfig
-
     # No training steps: what changes between the two batches is the latency calibration alone, which makes
     # the second batch's error exactly predictable.
     cm = CDMPPCostModel(online=OnlineConfig(max_steps_per_update=0))

@@ -162,7 +162,9 @@ class CDMPPCostModel(PyCostModel):
             return np.zeros(0)
         with torch_threads(self.num_threads):
             self._ensure_model(context)
-            return self._calibrated_latency(context, self._featurize(context, candidates))
+            dev_vec = self._device_vec(context)
+            lat = self._predict_latency(self._prediction_model(), self._featurize(context, candidates), dev_vec)
+            return lat * self._calibration_in_use(context, dev_vec)
 
     def load(self, path: str) -> None:
         self._load(path)
@@ -263,27 +265,25 @@ class CDMPPCostModel(PyCostModel):
     def _featurize(self, context, candidates) -> list[CompactAST]:
         return self.featurizer.featurize([c.sch.mod for c in candidates], is_gpu_target(context.target))
 
-    def _calibrated_latency(self, context, asts: list[CompactAST]) -> np.ndarray:
-        """``predict_latency`` on featurized candidates."""
-        dev_vec = self._device_vec(context)
-        lat = self._predict_latency(self._prediction_model(), asts, dev_vec)
+    def _calibration_in_use(self, context, dev_vec: np.ndarray) -> float:
+        """Calibration factor for this task of the model predictions come from (``_prediction_model``); the
+        online model's is recomputed first when updates made it stale."""
         name = "anchor" if self._use_anchor() else "online"
         if name == "online" and self._online_calibration_stale:
             self._refresh_online_calibration(dev_vec)
-        return lat * self._calibration(name, shash2hex(context.mod))
+        return self._calibration(name, shash2hex(context.mod))
 
-    def _record_fresh_error(self, context, asts: list[CompactAST], batch) -> None:
-        """Error on a measured batch before learning from it: of ``predict_latency`` (what the cost model
-        would have said) and of the pretrained model as loaded (no calibration, no online training), so
-        ``stats()["fresh_batch_errors"]`` shows how the model adapts to a task and device as trials accrue."""
-        valid = [i for i, (_, lat, _) in enumerate(batch) if lat is not None]
-        if not valid:
+    def _record_fresh_error(self, context, batch, online: np.ndarray, anchor: np.ndarray, dev_vec) -> None:
+        """Error on a measured batch before learning from it, from the batch's online and anchor predictions:
+        of ``predict_latency`` (what the cost model would have said) and of the pretrained model as loaded
+        (no calibration, no online training; the anchor, or the model itself before its first online step),
+        so ``stats()["fresh_batch_errors"]`` shows how the model adapts to a task and device as trials accrue."""
+        valid = np.asarray([i for i, (_, lat, _) in enumerate(batch) if lat is not None], dtype=int)
+        if not len(valid):
             return
         true = np.asarray([batch[i][1] for i in valid])
-        sub = [asts[i] for i in valid]
-        used = self._calibrated_latency(context, sub)
-        pretrained = self._predict_latency(self._anchor if self._anchor is not None else self.model, sub,
-                                           self._device_vec(context))
+        used = (anchor if self._use_anchor() else online)[valid] * self._calibration_in_use(context, dev_vec)
+        pretrained = anchor[valid]
         self._fresh_errors.append({
             "records_before": self._stats["records_seen"], "task": _task_name(context), "n": len(valid),
             "mape": float(np.mean(np.abs(used - true) / true)),
@@ -328,12 +328,18 @@ class CDMPPCostModel(PyCostModel):
             if lat is None:
                 self._stats["failed_runs_seen"] += 1
             batch.append((ast, lat, task))
-        self._record_fresh_error(context, asts, batch)
+        if not batch:
+            return
+        # Both models score the batch once, before anything learns from it: for the fresh-batch error and
+        # for the guard. Until the first online step the anchor does not exist: the model is the pretrained one.
+        dev_vec = self._device_vec(context)
+        online = self._predict_latency(self.model, asts, dev_vec)
+        anchor = online if self._anchor is None else self._predict_latency(self._anchor, asts, dev_vec)
+        self._record_fresh_error(context, batch, online, anchor, dev_vec)
         self._stats["records_seen"] += len(batch)
         if not self.online.enabled:
             return
-        dev_vec = self._device_vec(context)
-        self._track_guard(batch, dev_vec)
+        self._track_guard(batch, online, anchor)
         self._buffer.extend(batch)
         if len(self._buffer) > self.online.buffer_size:
             del self._buffer[: len(self._buffer) - self.online.buffer_size]
@@ -379,15 +385,10 @@ class CDMPPCostModel(PyCostModel):
             tasks.append(task)
         return asts, np.asarray(lats), np.asarray(tasks)
 
-    def _track_guard(self, batch, dev_vec) -> None:
-        """Score online and anchor models on a batch neither has trained on yet: ranking accuracy for the
-        guard, and log(measured / predicted) of the valid measurements for the latency calibration."""
-        if not batch:
-            return
-        asts = [ast for ast, _, _ in batch]
-        online = self._predict_latency(self.model, asts, dev_vec)
-        # Until the first online step the anchor does not exist: the model is still the pretrained one.
-        anchor = online if self._anchor is None else self._predict_latency(self._anchor, asts, dev_vec)
+    def _track_guard(self, batch, online: np.ndarray, anchor: np.ndarray) -> None:
+        """From the online and anchor models' predictions of a batch neither has trained on yet: ranking
+        accuracy for the guard, and log(measured / predicted) of the valid measurements for the latency
+        calibration."""
         for (_, lat, task), p in zip(batch, anchor):  # the anchor is frozen: fresh residuals stay valid
             if lat is not None and p > 0 and np.isfinite(p):
                 res = self._residuals["anchor"].setdefault(task, [])
