@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cdmpp_tvm.atomic_io import atomic_path, write_text_atomic  # noqa: E402
+from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline  # noqa: E402
 from cdmpp_tvm.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
@@ -152,9 +152,7 @@ def _plot(predictions: dict, true_s: np.ndarray, results: dict, path: Path) -> N
                ylabel="predicted latency (ms)",
                title=f"{name}: MAPE {100 * o['mape']:.0f}%, Spearman {_num(o['spearman'])}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    write_figure_atomic(path, fig)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from tvm import te
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.testing import te_workload
 
+from cdmpp_tvm.atomic_io import write_figure_atomic  # noqa: E402
 from tvm_patches import (
     check_tvm_versions,
     fast_build,
@@ -111,7 +112,7 @@ def plot(report: dict, path: str) -> None:
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure_atomic(path, fig)
 
 
 def main() -> None:

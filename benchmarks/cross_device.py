@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.adaptation import default_finetune_config, finetune  # noqa: E402
-from cdmpp_tvm.atomic_io import atomic_path, write_text_atomic  # noqa: E402
+from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
 from cdmpp_tvm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from cdmpp_tvm.config import load_train_config  # noqa: E402
@@ -290,9 +290,7 @@ def _plot(summary: dict, path: Path) -> None:
     axes[1].legend(fontsize=8)
     fig.suptitle("Cross-device adaptation on held-out target tasks")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    write_figure_atomic(path, fig)
 
 
 if __name__ == "__main__":

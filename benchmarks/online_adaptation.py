@@ -20,7 +20,6 @@ Measures: run it alone on the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import shlex
@@ -31,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm import CDMPPCostModel  # noqa: E402
-from cdmpp_tvm.atomic_io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
+from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.tuning import tune  # noqa: E402
 from cdmpp_tvm.workloads import load_workload  # noqa: E402
 from tvm_patches.host_target import resolve_target  # noqa: E402
@@ -113,9 +112,7 @@ def _plot(points: list[dict], path: Path, report: dict) -> None:
     a2.set_ylim(0, 1)
     fig.suptitle(f"{report['workload']} on {report['target'][:60]}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    write_figure_atomic(path, fig, dpi=110)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import tvm  # noqa: E402
 from tvm.s_tir import meta_schedule as ms  # noqa: E402
 
 from cdmpp_tvm import CDMPPCostModel  # noqa: E402
+from cdmpp_tvm.atomic_io import write_figure_atomic  # noqa: E402
 from cdmpp_tvm.features import CompactASTFeaturizer  # noqa: E402
 from cdmpp_tvm.model.inference import predict_transformed, torch_threads  # noqa: E402
 from cdmpp_tvm.workloads import load_workload  # noqa: E402
@@ -132,7 +133,7 @@ def _plot(rows, path: Path) -> None:
     ax.set_title("Cost-model predict throughput (one search round, cold cache)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure_atomic(path, fig)
 
 
 if __name__ == "__main__":

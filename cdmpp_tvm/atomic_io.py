@@ -41,3 +41,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj, indent: int | None = 1) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_figure_atomic(path: str | os.PathLike, fig, dpi: int = 120) -> None:
+    """Save a matplotlib figure (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)

@@ -38,7 +38,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvm_patches.fast_builder import make_builder
 
-from .atomic_io import atomic_path, write_json_atomic, write_text_atomic
+from .atomic_io import atomic_path, write_figure_atomic, write_json_atomic, write_text_atomic
 from .cost_model import CDMPPCostModel
 from .data.collect import task_dir_name
 from .data.reader import RECORD_FILE as RECORD_FILE_NAME, latency_of, read_database
@@ -450,9 +450,7 @@ def plot_curves(report: dict, out: Path) -> list[Path]:
         ax.legend()
         fig.tight_layout()
         path = out / ("search_total.png" if name == "__total__" else f"search_{_safe(name)}.png")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
+        write_figure_atomic(path, fig, dpi=110)
         written.append(path)
     return written
 
