@@ -24,6 +24,7 @@ database, bookkeeping).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -332,26 +333,58 @@ def _geomean(xs: list[float]) -> float | None:
     return float(math.exp(np.mean(np.log(xs)))) if xs else None
 
 
-def summarize(results: list[dict], tasks: list[Task], cfg: SearchBenchConfig) -> dict:
-    """Per budget: geomean over tasks and seeds of (baseline best / cdmpp best) for each baseline;
-    trials cdmpp needs to reach xgb's result at the largest budget; cost-model share of wall time."""
-    by = _by(results)
+def _speedups(by: dict, tasks: list[Task], cfg: SearchBenchConfig, budget: int) -> dict[str, float | None]:
+    """Geomean over ``tasks`` and seeds of (baseline best / cdmpp best) within ``budget`` trials, per baseline."""
+    row = {}
+    for base in [m for m in cfg.models if m != "cdmpp"]:
+        ratios = []
+        for seed in cfg.seeds:
+            for t in tasks:
+                a, b = by.get(("cdmpp", t.name, seed)), by.get((base, t.name, seed))
+                if a and b:
+                    ca, cb = best_at(a["curve"], budget), best_at(b["curve"], budget)
+                    if ca and cb:
+                        ratios.append(cb / ca)
+        row[base] = _geomean(ratios)
+    return row
+
+
+def _trials_to_reach(curve: list, target_s: float | None) -> int | None:
+    """First trial count at which ``curve``'s best latency is <= ``target_s`` (None if never)."""
+    if target_s is None:
+        return None
+    return next((n for n, b in curve if b is not None and b <= target_s), None)
+
+
+def _per_task(by: dict, tasks: list[Task], cfg: SearchBenchConfig) -> list[dict]:
+    """Per task: best latency per model and budget (geomean over seeds), whether its design space has
+    more distinct programs than the trial budget (``tunable``: every run measured the full budget; a
+    run stops early once the search finds nothing new), and the trials cdmpp needs to reach xgb's
+    best at the largest budget (per seed)."""
+    top = max(cfg.budgets)
+    rows = []
+    for t in tasks:
+        runs = [r for r in (by.get((m, t.name, s)) for m in cfg.models for s in cfg.seeds) if r]
+        best = {m: {str(b): _geomean([best_at(by[(m, t.name, s)]["curve"], b) for s in cfg.seeds
+                                      if (m, t.name, s) in by]) for b in cfg.budgets} for m in cfg.models}
+        to_match = None
+        if "cdmpp" in cfg.models and "xgb" in cfg.models:
+            to_match = [_trials_to_reach(by[("cdmpp", t.name, s)]["curve"], best_at(by[("xgb", t.name, s)]["curve"], top))
+                        if ("cdmpp", t.name, s) in by and ("xgb", t.name, s) in by else None for s in cfg.seeds]
+        rows.append({"task": t.name, "weight": t.weight, "tunable": bool(runs) and all(r["trials"] >= cfg.trials for r in runs),
+                     "best_s": best, "cdmpp_trials_to_match_xgb": to_match})
+    return rows
+
+
+def _comparison(by: dict, tasks: list[Task], cfg: SearchBenchConfig) -> dict:
+    """Over ``tasks``, per budget: geomean over tasks and seeds of (baseline best / cdmpp best) for each
+    baseline, and each model's weighted latency sum (geomean over seeds); the trials per task cdmpp needs
+    to reach xgb's weighted latency at the largest budget (per seed)."""
     weights = {t.name: t.weight for t in tasks}
-    summary: dict = {"speedup": {}, "network_latency_s": {}, "trials_to_match_xgb": None, "cost_model_share": {}}
+    out: dict = {"speedup": {}, "network_latency_s": {}, "trials_to_match_xgb": None}
     for budget in cfg.budgets:
-        row = {}
-        for base in [m for m in cfg.models if m != "cdmpp"]:
-            ratios = []
-            for seed in cfg.seeds:
-                for t in tasks:
-                    a, b = by.get(("cdmpp", t.name, seed)), by.get((base, t.name, seed))
-                    if a and b:
-                        ca, cb = best_at(a["curve"], budget), best_at(b["curve"], budget)
-                        if ca and cb:
-                            ratios.append(cb / ca)
-            row[base] = _geomean(ratios)
-        summary["speedup"][str(budget)] = row
-        summary["network_latency_s"][str(budget)] = {
+        out["speedup"][str(budget)] = _speedups(by, tasks, cfg, budget)
+        out["network_latency_s"][str(budget)] = {
             m: _geomean([_weighted_best_at(by, m, weights, s, budget) for s in cfg.seeds]) for m in cfg.models}
     if "cdmpp" in cfg.models and "xgb" in cfg.models:
         top = max(cfg.budgets)
@@ -363,7 +396,19 @@ def summarize(results: list[dict], tasks: list[Task], cfg: SearchBenchConfig) ->
                             if target_lat is not None and (v := _weighted_best_at(by, "cdmpp", weights, seed, n)) is not None
                             and v <= target_lat), None)
             needed.append(reached)
-        summary["trials_to_match_xgb"] = {"xgb_budget": top, "per_seed": needed}
+        out["trials_to_match_xgb"] = {"xgb_budget": top, "per_seed": needed}
+    return out
+
+
+def summarize(results: list[dict], tasks: list[Task], cfg: SearchBenchConfig) -> dict:
+    """``_comparison`` over all tasks (top-level keys) and over the tunable ones (``tunable``: tasks whose
+    every run measured the full budget; the others have so few distinct programs that the models can
+    only differ by measurement noise); cost-model share of wall time; the per-task rows (``_per_task``)."""
+    by = _by(results)
+    per_task = _per_task(by, tasks, cfg)
+    tunable = [t for t, row in zip(tasks, per_task) if row["tunable"]]
+    summary = {**_comparison(by, tasks, cfg), "tunable": {"n_tasks": len(tunable), **_comparison(by, tunable, cfg)},
+               "cost_model_share": {}, "per_task": per_task}
     for m in cfg.models:
         runs = [r for r in results if r["model"] == m]
         wall = sum(r["wall_s"] for r in runs)
@@ -381,18 +426,26 @@ def summary_markdown(report: dict) -> str:
                 f"({len(report['missing_tasks'])}): {', '.join(report['missing_tasks'])}."]
                if report.get("missing_tasks") else []),
              "", "## Geometric-mean speedup of cdmpp's best latency over each baseline (per task, all seeds)", "",
-             "| trials/task | " + " | ".join(f"vs {b}" for b in next(iter(s["speedup"].values()), {})) + " |",
-             "|---|" + "---|" * len(next(iter(s["speedup"].values()), {}))]
+             f"All {len(report['tasks'])} tasks, and the {s['tunable']['n_tasks']} tunable ones (every run measured "
+             "the full budget; the others have fewer distinct programs than that, so the models can only differ "
+             "there by measurement noise).", ""]
+    bases = list(next(iter(s["speedup"].values()), {}))
+    lines += ["| trials/task | " + " | ".join(f"vs {b} (all) | vs {b} (tunable)" for b in bases) + " |",
+              "|---|" + "---|---|" * len(bases)]
     for budget, row in s["speedup"].items():
-        lines.append(f"| {budget} | " + " | ".join("n/a" if v is None else f"{v:.3f}x" for v in row.values()) + " |")
-    lines += ["", "## Weighted latency sum (ms; geomean over seeds)", "",
-              "| trials/task | " + " | ".join(cfg["models"]) + " |", "|---|" + "---|" * len(cfg["models"])]
+        tun = s["tunable"]["speedup"][budget]
+        lines.append(f"| {budget} | " + " | ".join(f"{_x(row[b])} | {_x(tun[b])}" for b in bases) + " |")
+    lines += ["", "## Weighted latency sum (ms; geomean over seeds): all tasks | tunable tasks", "",
+              "| trials/task | " + " | ".join(f"{m} (all) | {m} (tunable)" for m in cfg["models"]) + " |",
+              "|---|" + "---|---|" * len(cfg["models"])]
     for budget, row in s["network_latency_s"].items():
-        lines.append(f"| {budget} | " + " | ".join("n/a" if v is None else f"{v * 1e3:.4f}" for v in row.values()) + " |")
-    if s.get("trials_to_match_xgb"):
-        m = s["trials_to_match_xgb"]
-        lines += ["", f"Trials per task cdmpp needs to reach xgb's {m['xgb_budget']}-trial weighted latency, per seed: "
-                  + ", ".join("not reached" if n is None else str(n) for n in m["per_seed"])]
+        tun = s["tunable"]["network_latency_s"][budget]
+        lines.append(f"| {budget} | " + " | ".join(f"{_ms(row[m])} | {_ms(tun[m])}" for m in cfg["models"]) + " |")
+    for label, part in (("all tasks", s), ("tunable tasks", s["tunable"])):
+        if part.get("trials_to_match_xgb"):
+            m = part["trials_to_match_xgb"]
+            lines += ["", f"Trials per task cdmpp needs to reach xgb's {m['xgb_budget']}-trial weighted latency ({label}), "
+                      "per seed: " + ", ".join("not reached" if n is None else str(n) for n in m["per_seed"])]
     lines += ["", "## Cost model share of tuning wall time", "", "| model | share |", "|---|---|"]
     lines += [f"| {m} | {'n/a' if v is None else f'{v:.1%}'} |" for m, v in s["cost_model_share"].items()]
     lines += ["", "## Wall time split (s, all runs)", "", "| model | build | run | featurize | predict | update | search |",
@@ -401,7 +454,32 @@ def summary_markdown(report: dict) -> str:
         runs = [r for r in report["runs"] if r["model"] == m]
         lines.append(f"| {m} | " + " | ".join(f"{sum(r['time_split_s'][k] for r in runs):.0f}"
                                              for k in ("build", "run", "featurize", "predict", "update", "search")) + " |")
+    if s.get("per_task"):
+        top = str(max(cfg["budgets"]))
+        lines += ["", f"## Per task: best latency (ms) at {top} trials; speedup of cdmpp at "
+                  + ", ".join(str(b) for b in cfg["budgets"]) + " trials", "",
+                  "| task | weight | tunable | " + " | ".join(cfg["models"]) + " | "
+                  + " | ".join(f"vs {b}" for b in bases) + " | cdmpp trials to reach xgb's best |",
+                  "|---|---|---|" + "---|" * (len(cfg["models"]) + len(bases) + 1)]
+        for row in s["per_task"]:
+            best = row["best_s"]
+            ratios = [" / ".join(_x(None if not (best[b][k] and best["cdmpp"][k]) else best[b][k] / best["cdmpp"][k])
+                                 for k in best["cdmpp"]) for b in bases]
+            match = row["cdmpp_trials_to_match_xgb"]
+            lines.append(f"| {row['task']} | {row['weight']:g} | {'yes' if row['tunable'] else 'no'} | "
+                         + " | ".join(_ms(best[m][top]) for m in cfg["models"])
+                         + " | " + " | ".join(ratios) + " | "
+                         + ("n/a" if match is None else ", ".join("not reached" if n is None else str(n) for n in match))
+                         + " |")
     return "\n".join(lines) + "\n"
+
+
+def _x(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}x"
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 1e3:.4f}"
 
 
 def _write_csv(path: Path, results: list[dict]) -> None:
@@ -456,4 +534,7 @@ def plot_curves(report: dict, out: Path) -> list[Path]:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+    """A file-name part for a task; long names are cut and get a hash of the whole name, since fused
+    tasks often share their first 80 characters (ResNet-18 has two such pairs)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return safe if len(safe) <= 80 else f"{safe[:71]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"

@@ -11,7 +11,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from cdmpp_tvm.checkpoint import load_checkpoint
 from cdmpp_tvm.network_latency import measure_network_latency, predict_network_latency
-from cdmpp_tvm.search_benchmark import SearchBenchConfig, best_at, run_benchmark
+from cdmpp_tvm.search_benchmark import SearchBenchConfig, best_at, plot_curves, run_benchmark
 from cdmpp_tvm.workloads import load_workload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +46,14 @@ def test_search_benchmark_two_models_one_task(bench):
     speedup = report["summary"]["speedup"]["16"]["xgb"]
     xgb = next(r for r in report["runs"] if r["model"] == "xgb")
     assert speedup == pytest.approx(best_at(xgb["curve"], 16) / best_at(cdmpp["curve"], 16))
+    # Per task: the best at each budget, and the first trial count where cdmpp reaches xgb's final best.
+    row, = report["summary"]["per_task"]
+    assert row["best_s"]["xgb"]["8"] == pytest.approx(best_at(xgb["curve"], 8))
+    assert row["tunable"] == (cdmpp["trials"] == xgb["trials"] == 16)
+    assert report["summary"]["tunable"]["n_tasks"] == int(row["tunable"])
+    reached, = row["cdmpp_trials_to_match_xgb"]
+    earlier = [n for n, b in cdmpp["curve"] if b is not None and b <= best_at(xgb["curve"], 16)]
+    assert reached == (earlier[0] if earlier else None)
     for name in ("results.json", "results.csv", "summary.md", "search_total.png"):
         assert (out / name).stat().st_size > 0
     assert len(list(out.glob("search_*.png"))) == 2
@@ -84,6 +92,17 @@ def test_search_benchmark_report_only_covers_tasks_every_model_finished(bench, h
     assert partial["tasks"] == [] and partial["missing_tasks"] == [t.name for t in tasks]
     assert partial["runs"] == [] and not list((copy / "runs" / "xgb").rglob("result.json"))
     assert "Partial" in (copy / "summary.md").read_text()
+
+
+def test_search_plots_of_tasks_with_a_long_common_prefix_do_not_overwrite_each_other(tmp_path):
+    # Fused ResNet-18 tasks share their first 80 characters (..._add2_relu1 / ..._add2_add3_relu1).
+    stem = "resnet18.fused_conv2d1_subtract1_divide1_expand_dims_multiply1_expand_dims_add2_"
+    names = [stem + "relu1", stem + "add3_relu1"]
+    runs = [{"model": "cdmpp", "task": n, "seed": 0, "weight": 1.0, "curve": [[8, 1e-3], [16, 5e-4]]} for n in names]
+    report = {"config": {"models": ["cdmpp"], "seeds": [0], "trials": 16}, "tasks": names, "runs": runs}
+    written = plot_curves(report, tmp_path)
+    assert len(set(written)) == 3 and all(p.stat().st_size > 0 for p in written)
+    assert len(list(tmp_path.glob("search_*.png"))) == 3
 
 
 def test_predict_network_uses_measured_records_and_samples_the_rest(host_target, tmp_path):
