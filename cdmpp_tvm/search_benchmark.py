@@ -41,7 +41,7 @@ from tvm_patches.fast_builder import make_builder
 
 from .atomic_io import atomic_path, write_figure_atomic, write_json_atomic, write_text_atomic
 from .cost_model import CDMPPCostModel
-from .data.collect import task_dir_name
+from .data.collect import file_name_part, task_dir_name
 from .data.reader import RECORD_FILE as RECORD_FILE_NAME, latency_of, read_database
 from .tuning import default_runner, tune
 from .workloads import Task
@@ -223,13 +223,19 @@ def _replay_database(run_dir: Path, task: Task, target, cost_model) -> tuple[lis
     return curve, best
 
 
+def _finished_result(run_dir: Path) -> dict | None:
+    """The result of a finished run (its ``result.json``), None if the run has not finished."""
+    path = run_dir / RESULT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def run_one(task: Task, target, model: str, seed: int, cfg: SearchBenchConfig, run_dir: Path,
             progress: bool = False) -> dict:
     """One (model, task, seed) tuning run, resumed if it was interrupted; returns its result dict."""
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / RESULT_FILE
-    if result_path.exists():
-        return json.loads(result_path.read_text())
+    if (finished := _finished_result(run_dir)) is not None:
+        return finished
     clock = _Clock()
     inner, cost_model = _make_cost_model(model, cfg, seed, clock)
     replayed, best = _replay_database(run_dir, task, target, cost_model)
@@ -280,8 +286,8 @@ def run_benchmark(tasks: list[Task], target, cfg: SearchBenchConfig, out_dir: st
         if run_missing:
             logger.info("[%d/%d] %s on %s, seed %d", i, len(order), model, task.name, seed)
             results.append(run_one(task, target, model, seed, cfg, run_dir, progress=progress))
-        elif (run_dir / RESULT_FILE).exists():
-            results.append(json.loads((run_dir / RESULT_FILE).read_text()))
+        elif (finished := _finished_result(run_dir)) is not None:
+            results.append(finished)
     done = {(r["model"], r["task"], r["seed"]) for r in results}
     complete = [t for t in tasks if all((m, t.name, s) in done for m in cfg.models for s in cfg.seeds)]
     if len(complete) < len(tasks):
@@ -445,7 +451,7 @@ def summary_markdown(report: dict) -> str:
         if part.get("trials_to_match_xgb"):
             m = part["trials_to_match_xgb"]
             lines += ["", f"Trials per task cdmpp needs to reach xgb's {m['xgb_budget']}-trial weighted latency ({label}), "
-                      "per seed: " + ", ".join("not reached" if n is None else str(n) for n in m["per_seed"])]
+                      "per seed: " + _trials_text(m["per_seed"])]
     lines += ["", "## Cost model share of tuning wall time", "", "| model | share |", "|---|---|"]
     lines += [f"| {m} | {'n/a' if v is None else f'{v:.1%}'} |" for m, v in s["cost_model_share"].items()]
     lines += ["", "## Wall time split (s, all runs)", "", "| model | build | run | featurize | predict | update | search |",
@@ -469,13 +475,17 @@ def summary_markdown(report: dict) -> str:
             lines.append(f"| {row['task']} | {row['weight']:g} | {'yes' if row['tunable'] else 'no'} | "
                          + " | ".join(_ms(best[m][top]) for m in cfg["models"])
                          + " | " + " | ".join(ratios) + " | "
-                         + ("n/a" if match is None else ", ".join("not reached" if n is None else str(n) for n in match))
+                         + ("n/a" if match is None else _trials_text(match))
                          + " |")
     return "\n".join(lines) + "\n"
 
 
 def _x(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}x"
+
+
+def _trials_text(per_seed: list[int | None]) -> str:
+    return ", ".join("not reached" if n is None else str(n) for n in per_seed)
 
 
 def _ms(v: float | None) -> str:
@@ -536,5 +546,5 @@ def plot_curves(report: dict, out: Path) -> list[Path]:
 def _safe(name: str) -> str:
     """A file-name part for a task; long names are cut and get a hash of the whole name, since fused
     tasks often share their first 80 characters (ResNet-18 has two such pairs)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    safe = file_name_part(name)
     return safe if len(safe) <= 80 else f"{safe[:71]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"

@@ -147,10 +147,14 @@ def interleave_by_source(tasks: list[Task]) -> list[Task]:
     return ordered
 
 
+def file_name_part(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits, ``_``, ``.`` and ``-`` made one ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 def task_dir_name(task: Task) -> str:
     """Stable across runs (resume finds the same directory): readable name + workload hash."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name)[:80]
-    return f"{safe}-{shash2hex(task.mod)[2:12]}"
+    return f"{file_name_part(task.name)[:80]}-{shash2hex(task.mod)[2:12]}"
 
 
 def _exhausted_design_space(record_file: Path) -> str | None:
