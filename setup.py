@@ -5,7 +5,10 @@ setup(
     version="0.1.0",
     description="CDMPP learned latency predictor for tensor programs, as a TVM MetaSchedule cost model",
     packages=find_packages(include=["cdmpp_tvm", "cdmpp_tvm.*", "tvm_patches", "tvm_patches.*"]),
-    package_data={"cdmpp_tvm": ["pretrained/*.pt", "pretrained/*.json", "configs/*.yaml"]},
+    # cdmpp_tvm/configs is a link to the repository's configs/ (model, train and workload YAMLs, the example
+    # workload file): the package reads them at run time, so a wheel must carry them.
+    package_data={"cdmpp_tvm": ["pretrained/*.pt", "pretrained/*.json", "pretrained/*.md", "configs/*/*.yaml",
+                                "configs/*/*.py"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=[
@@ -25,6 +28,8 @@ setup(
         "optuna",  # cdmpp-tvm tune-hparams
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    # Tested with pytest 8.4.2 and 9.2.0 (9 attaches an unnamed log handler that MetaSchedule 0.27 crashed on;
+    # tvm_patches.quiet_logging makes that safe).
+    extras_require={"test": ["pytest>=8.4,<10"]},
     entry_points={"console_scripts": ["cdmpp-tvm=cdmpp_tvm.cli:main"]},
 )

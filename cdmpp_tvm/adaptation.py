@@ -30,6 +30,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
+from .errors import UserError
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .model import CDMPPNet, LabelTransform
 from .model.training import TrainConfig, TrainingData, evaluate, split_by_group, train
@@ -83,7 +84,7 @@ def finetune(base: Checkpoint, target: TrainingData, source: TrainingData | None
     val_fraction = cfg.val_fraction if val_fraction is None else val_fraction
     seed = cfg.seed if seed is None else seed
     if len(target) == 0:
-        raise ValueError("finetune: no target-device programs")
+        raise UserError("finetune: no target-device programs")
     if val_data is None:
         tr_idx, va_idx = split_by_group(target.groups, val_fraction, seed)
         train_data = target.subset(tr_idx)
@@ -132,7 +133,7 @@ def finetune_databases(base: str | os.PathLike | Checkpoint, target_dirs: list, 
     ckpt = base if isinstance(base, Checkpoint) else load_checkpoint(base)
     target, facts = load_cached_training_data(list(target_dirs))
     if len(target) == 0:
-        raise ValueError(f"finetune: no valid records in {len(facts.get('targets', []))} target(s) under "
+        raise UserError(f"finetune: no valid records in {len(facts.get('targets', []))} target(s) under "
                          f"{', '.join(map(str, target_dirs))} ({facts['n_failed']} failed runs)")
     source = None
     if source_dirs and cmd_weight > 0:

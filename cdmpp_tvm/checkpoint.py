@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .atomic_io import atomic_path
+from .errors import UserError
 from .device import DEVICE_SCHEMA_VERSION
 from .features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
 from .model import CDMPPNet, LabelTransform, ModelConfig
@@ -28,7 +29,7 @@ _REQUIRED = ("format", "format_version", "feature_schema", "device_schema", "mod
              "label_transform", "device")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file that is missing, corrupt, or made for another feature schema."""
 
 
@@ -60,8 +61,19 @@ class Checkpoint:
         return self.label_transform.inverse(pred)
 
 
+def _non_finite_tensors(state_dict: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or infinity."""
+    return [k for k, v in state_dict.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: LabelTransform, device: dict,
                     info: dict | None = None) -> None:
+    """Write a checkpoint atomically; refuses (CheckpointError) a model with NaN or infinite weights, which
+    would predict NaN for every program."""
+    if bad := _non_finite_tensors(model.state_dict()):
+        raise CheckpointError(f"{path}: not written: the model has non-finite values (NaN/inf) in {bad[:5]}"
+                              + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -115,6 +127,9 @@ def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.d
         if cfg.feature_dim != FEATURE_DIM:
             raise CheckpointError(f"{path}: model expects {cfg.feature_dim} features per leaf, extractor gives {FEATURE_DIM}")
         model = CDMPPNet(cfg)
+        if bad := _non_finite_tensors(payload["state_dict"]):
+            raise CheckpointError(f"{path}: the weights hold non-finite values (NaN/inf) in {bad[:5]}; "
+                                  "the checkpoint is unusable, retrain it")
         model.load_state_dict(payload["state_dict"])
         label_transform = LabelTransform.from_dict(payload["label_transform"])
     except CheckpointError:

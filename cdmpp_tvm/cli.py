@@ -28,6 +28,50 @@ import logging
 import sys
 import time
 
+from tvm_patches.host_target import resolve_target
+
+from .errors import UserError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
+def cli_target(spec: str):
+    """A --target/--device value as a Target; one it cannot read is a UserError naming it."""
+    try:
+        return resolve_target(spec)
+    except ValueError as e:
+        raise UserError(f"--target {spec!r}: {e}") from e
+
 
 def _add_tune(sub) -> None:
     p = sub.add_parser("tune", help="tune a workload with CDMPPCostModel and print the best latency found")
@@ -36,7 +80,7 @@ def _add_tune(sub) -> None:
                      help="built-in operator or network name, or a TVMScript .py file with one @T.prim_func "
                           "(default: conv2d, a ResNet-18 3x3 convolution)")
     src.add_argument("--network", default=None, help="tune every task of a network defined in code, e.g. resnet18")
-    p.add_argument("--trials", type=int, default=64, help="measured trials in total over all tasks (default 64)")
+    p.add_argument("--trials", type=positive_int, default=64, help="measured trials in total over all tasks (default 64)")
     p.add_argument("--target", default="host",
                    help='"host" (this CPU, with mcpu), a target tag such as nvidia/nvidia-h100, or a JSON dict')
     p.add_argument("--work-dir", default=None, help="where the MetaSchedule database and logs go "
@@ -44,21 +88,19 @@ def _add_tune(sub) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint path or bundled name; default: the bundled one for the target; "
                         "'scratch' = untrained model that learns online")
-    p.add_argument("--trials-per-iter", type=int, default=32)
-    p.add_argument("--population-size", type=int, default=512, help="evolutionary search population (default 512)")
+    p.add_argument("--trials-per-iter", type=positive_int, default=32)
+    p.add_argument("--population-size", type=positive_int, default=512, help="evolutionary search population (default 512)")
     p.add_argument("--task-scheduler", choices=["gradient", "round-robin"], default="gradient")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_tune)
 
 
 def _cmd_tune(args) -> int:
-    from tvm_patches.host_target import resolve_target
-
     from . import CDMPPCostModel
     from .tuning import tune
     from .workloads import load_workload
 
-    target = resolve_target(args.target)
+    target = cli_target(args.target)
     spec = args.network or args.workload or "conv2d"
     tasks = load_workload(spec, target)
     label = spec.rsplit("/", 1)[-1].removesuffix(".py")
@@ -95,7 +137,7 @@ def _add_train(sub) -> None:
     p.add_argument("--database", nargs="+", default=None,
                    help="database directories (searched recursively); override the config's databases/split")
     p.add_argument("--out", default=None, help="checkpoint file to write (overrides the config's out)")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the config's epochs")
     p.add_argument("--resume-state", default=None,
                    help="training-state file, written every checkpoint_every epochs and resumed from when it "
                         "exists (overrides the config's state_path)")
@@ -161,14 +203,10 @@ def _cmd_train(args) -> int:
     from .device import device_name
     from .model.training import init_distributed, train
 
-    try:
-        job = _train_job(args)
-        if not job.out:
-            raise ConfigError(f"{args.config}: no checkpoint to write; pass --out or set out: in the config")
-        dirs = job.training_dirs()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    job = _train_job(args)
+    if not job.out:
+        raise ConfigError(f"{args.config}: no checkpoint to write; pass --out or set out: in the config")
+    dirs = job.training_dirs()
     # Under torchrun (WORLD_SIZE > 1) every rank loads the data; rank 0 featurizes first so that the ranks
     # do not write the same feature caches at once, and only rank 0 prints and writes the checkpoint.
     ctx = init_distributed("gloo" if job.train.device == "cpu" else None)
@@ -182,14 +220,9 @@ def _cmd_train(args) -> int:
             if master:
                 featurize_databases(dirs + job.target_domain_dirs())
             dist.barrier()
-        try:
-            data, facts, target = _load_train_data(job, master)
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        data, facts, target = _load_train_data(job, master)
         if len(data) == 0:
-            print("error: no valid records to train on", file=sys.stderr)
-            return 2
+            raise UserError(f"no valid records to train on in {', '.join(map(str, dirs))}")
         tasks = sorted(set(data.groups.tolist()))
         if master:
             print(f"Training on {len(data)} programs from {len(tasks)} tasks"
@@ -222,11 +255,11 @@ def _add_tune_hparams(sub) -> None:
                                             "validation tasks of a training config")
     p.add_argument("--config", default=str(_default_train_config()),
                    help="base training YAML (data, fixed settings, optional hparam_search:); default: %(default)s")
-    p.add_argument("--trials", type=int, default=None, help="finished trials the study should have (default: the "
+    p.add_argument("--trials", type=positive_int, default=None, help="finished trials the study should have (default: the "
                                                             "config's hparam_search.trials)")
     p.add_argument("--database", nargs="+", default=None, help="override the config's databases/split")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: hparam_search.epochs)")
-    p.add_argument("--time-limit", type=float, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per trial (default: hparam_search.epochs)")
+    p.add_argument("--time-limit", type=non_negative_float, default=None,
                    help="seconds per trial (default: hparam_search.time_limit_s)")
     p.add_argument("--storage", default=None, help="Optuna storage, e.g. sqlite:///hparams.db (resumable)")
     p.add_argument("--study-name", default=None)
@@ -238,15 +271,11 @@ def _add_tune_hparams(sub) -> None:
 def _cmd_tune_hparams(args) -> int:
     import yaml
 
-    from .config import ConfigError, write_train_config
+    from .config import write_train_config
     from .hparam_search import best_job, search_hparams, trials_table
 
-    try:
-        job = _train_job(argparse.Namespace(config=args.config, database=args.database))
-        data, _, target = _load_train_data(job)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    job = _train_job(argparse.Namespace(config=args.config, database=args.database))
+    data, _, target = _load_train_data(job)
     s = job.hparam_search
     trials = args.trials if args.trials is not None else s.trials
     epochs = args.epochs if args.epochs is not None else s.epochs
@@ -290,11 +319,11 @@ def _add_collect(sub) -> None:
                      help="measure exactly the programs of a selection directory (cdmpp-tvm select)")
     p.add_argument("--out", required=True, help="output directory (resumed if it exists)")
     p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
-    p.add_argument("--random", type=int, default=64, help="random design-space samples per task (default 64)")
-    p.add_argument("--evolutionary", type=int, default=64, help="evolutionary-search samples per task (default 64)")
+    p.add_argument("--random", type=non_negative_int, default=64, help="random design-space samples per task (default 64)")
+    p.add_argument("--evolutionary", type=non_negative_int, default=64, help="evolutionary-search samples per task (default 64)")
     p.add_argument("--builder", choices=["fast", "default"], default="fast")
-    p.add_argument("--build-timeout", type=float, default=60.0, help="seconds per candidate build (default 60)")
-    p.add_argument("--min-repeat-ms", type=int, default=40)
+    p.add_argument("--build-timeout", type=non_negative_float, default=60.0, help="seconds per candidate build (default 60)")
+    p.add_argument("--min-repeat-ms", type=non_negative_int, default=40)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rpc-tracker", default=None, help="HOST:PORT of a TVM RPC tracker (measure remotely)")
     p.add_argument("--rpc-key", default=None, help="device key registered with the tracker")
@@ -303,15 +332,15 @@ def _add_collect(sub) -> None:
 
 
 def _rpc_settings(args):
-    """RPCSettings from --rpc-tracker/--rpc-key, None for local measurement, False (error printed) if malformed."""
+    """RPCSettings from --rpc-tracker/--rpc-key, or None for local measurement."""
     from .data.collect import RPCSettings
 
     if not (args.rpc_tracker or args.rpc_key):
         return None
-    if not (args.rpc_tracker and args.rpc_key) or ":" not in args.rpc_tracker:
-        print("error: --rpc-tracker HOST:PORT and --rpc-key KEY go together", file=sys.stderr)
-        return False
-    host, port = args.rpc_tracker.rsplit(":", 1)
+    host, _, port = (args.rpc_tracker or "").rpartition(":")
+    if not (host and port.isdigit() and args.rpc_key):
+        raise UserError(f"--rpc-tracker HOST:PORT and --rpc-key KEY go together (got --rpc-tracker "
+                        f"{args.rpc_tracker!r}, --rpc-key {args.rpc_key!r})")
     return RPCSettings(host, int(port), args.rpc_key)
 
 
@@ -326,20 +355,16 @@ def _print_collect_summary(manifest: dict) -> None:
 def _cmd_collect(args) -> int:
     if args.from_selection:
         return _cmd_collect_from_selection(args)
-    from tvm_patches.host_target import resolve_target
-
     from .data.collect import CollectConfig, collect
     from .workloads import load_suite, load_workload
     from .workloads.suite import merge_duplicate_tasks
 
-    target = resolve_target(args.target)
+    target = cli_target(args.target)
     if args.suite:
         tasks = load_suite(args.suite, target)
     else:
         tasks = merge_duplicate_tasks([t for w in args.workload for t in load_workload(w, target)])
     rpc = _rpc_settings(args)
-    if rpc is False:
-        return 2
     cfg = CollectConfig(random_trials=args.random, evolutionary_trials=args.evolutionary, builder=args.builder,
                         build_timeout_s=args.build_timeout,
                         min_repeat_ms=args.min_repeat_ms, repeat=args.repeat, seed=args.seed)
@@ -380,11 +405,7 @@ def _cmd_data_card(args) -> int:
     from .atomic_io import write_json_atomic
     from .data.data_card import data_card_markdown, load_manifest, summarize
 
-    try:
-        manifest = load_manifest(args.dataset)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    manifest = load_manifest(args.dataset)
     print(data_card_markdown(manifest), end="")
     if args.json:
         write_json_atomic(args.json, summarize(manifest))
@@ -420,13 +441,13 @@ def _cmd_split(args) -> int:
 def _add_predict_network(sub) -> None:
     p = sub.add_parser("predict-network", help="predict a network's latency from its tasks' best known schedules")
     p.add_argument("--network", required=True, help="network defined in code, e.g. resnet50")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=1)
     p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
     p.add_argument("--checkpoint", default=None, help="checkpoint path or bundled name (default: bundled for the target)")
     p.add_argument("--database", nargs="*", default=[],
                    help="MetaSchedule databases with measured schedules (searched recursively); tasks without "
                         "a record use the best-predicted of --samples random programs")
-    p.add_argument("--samples", type=int, default=256, help="random programs per task without a record")
+    p.add_argument("--samples", type=positive_int, default=256, help="random programs per task without a record")
     p.add_argument("--measure", action="store_true",
                    help="also compile the network with the chosen schedules and measure it")
     p.add_argument("--json", default=None, help="write the per-task breakdown here")
@@ -435,13 +456,12 @@ def _add_predict_network(sub) -> None:
 
 def _cmd_predict_network(args) -> int:
 
-    from tvm_patches.host_target import resolve_target
     from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
     from .checkpoint import load_checkpoint, pretrained_for_target
     from .network_latency import measure_network_latency, predict_network_latency
 
-    target = resolve_target(args.target)
+    target = cli_target(args.target)
     register_tensor_intrinsics(target)
     name = args.checkpoint or pretrained_for_target(target)
     if name is None:
@@ -476,12 +496,12 @@ def add_bench_search_arguments(p) -> None:
     src.add_argument("--suite", help="suite name in configs/workloads or a YAML path")
     p.add_argument("--models", nargs="+", default=["cdmpp", "cdmpp-scratch", "xgb", "random"],
                    help="cost models to compare: cdmpp cdmpp-scratch xgb random")
-    p.add_argument("--trials", type=int, default=256, help="measured trials per task (default 256)")
-    p.add_argument("--budgets", type=int, nargs="+", default=[64, 128, 256],
+    p.add_argument("--trials", type=positive_int, default=256, help="measured trials per task (default 256)")
+    p.add_argument("--budgets", type=positive_int, nargs="+", default=[64, 128, 256],
                    help="trials per task at which the summary compares models")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--trials-per-iter", type=int, default=32)
-    p.add_argument("--population-size", type=int, default=512)
+    p.add_argument("--trials-per-iter", type=positive_int, default=32)
+    p.add_argument("--population-size", type=positive_int, default=512)
     p.add_argument("--checkpoint", default=None, help="checkpoint of the 'cdmpp' model (default: bundled for the target)")
     p.add_argument("--target", default="host", help='"host", a target tag or a JSON dict')
     p.add_argument("--out", required=True, help="results directory (resumed if it exists)")
@@ -497,13 +517,11 @@ def _add_bench_search(sub) -> None:
 
 
 def cmd_bench_search(args) -> int:
-    from tvm_patches.host_target import resolve_target
-
     from .search_benchmark import SearchBenchConfig, run_benchmark, summary_markdown
     from .workloads import load_suite, load_workload
     from .workloads.suite import merge_duplicate_tasks
 
-    target = resolve_target(args.target)
+    target = cli_target(args.target)
     tasks = load_suite(args.suite, target) if args.suite else \
         merge_duplicate_tasks([t for w in args.workload for t in load_workload(w, target)])
     budgets = tuple(b for b in args.budgets if b <= args.trials) or (args.trials,)
@@ -532,38 +550,28 @@ def _add_evaluate(sub) -> None:
 
 def _cmd_evaluate(args) -> int:
 
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import load_checkpoint
     from .data.feature_cache import COMPACT_AST, load_cached_features, to_training_data
     from .data.reader import find_databases
     from .data.splits import read_split
     from .evaluation import compute_metrics, format_metrics_table, program_keys, task_labels
 
     if not args.database and not args.split:
-        print("error: give --database DIR [DIR ...] or --split SPLIT.json", file=sys.stderr)
-        return 2
-    try:
-        if args.split:
-            if args.database and len(args.database) > 1:
-                print("error: with --split, --database takes one directory (the dataset root)", file=sys.stderr)
-                return 2
-            train_dirs, test_dirs = read_split(args.split, args.database[0] if args.database else None)
-            paths = test_dirs if args.part == "test" else train_dirs
-        else:
-            paths = args.database
-        databases = find_databases(paths)
-        if not databases:
-            print(f"error: no MetaSchedule databases (database_tuning_record.json) under {', '.join(map(str, paths))}",
-                  file=sys.stderr)
-            return 2
-        checkpoint = load_checkpoint(args.checkpoint)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UserError("give --database DIR [DIR ...] or --split SPLIT.json")
+    if args.split:
+        if args.database and len(args.database) > 1:
+            raise UserError("with --split, --database takes one directory (the dataset root)")
+        train_dirs, test_dirs = read_split(args.split, args.database[0] if args.database else None)
+        paths = test_dirs if args.part == "test" else train_dirs
+    else:
+        paths = args.database
+    databases = find_databases(paths)
+    if not databases:
+        raise UserError(f"no MetaSchedule databases (database_tuning_record.json) under {', '.join(map(str, paths))}")
+    checkpoint = load_checkpoint(args.checkpoint)
     cached, facts = load_cached_features(databases, COMPACT_AST)
     if len(cached) == 0:
-        print(f"error: no valid records in {len(databases)} database(s) ({facts['n_failed']} failed runs)",
-              file=sys.stderr)
-        return 2
+        raise UserError(f"no valid records in {len(databases)} database(s) ({facts['n_failed']} failed runs)")
     data = to_training_data(cached)
     pred_s = checkpoint.predict_latency_s(data.asts, data.device)
     result = compute_metrics(pred_s, cached.latencies, task_labels(cached.groups, facts["task_names"]),
@@ -599,13 +607,11 @@ def _cmd_devices(args) -> int:
 
 def _resolve_device(spec: str):
     """(target, device table entry or None) of a --device value: a table name or a target spec."""
-    from tvm_patches.host_target import resolve_target
-
     from .device import KNOWN_DEVICES, device_for_target, device_target
 
     if spec in KNOWN_DEVICES:
         return device_target(spec), KNOWN_DEVICES[spec]
-    target = resolve_target(spec)
+    target = cli_target(spec)
     return target, device_for_target(target)
 
 
@@ -629,33 +635,25 @@ def _add_select(sub) -> None:
     p.add_argument("--workloads", nargs="+", required=True, help="suite names/YAML files or workload names/.py files")
     p.add_argument("--device", required=True,
                    help="the new device: a name from `cdmpp-tvm devices`, or a target (host, a tag, a JSON dict)")
-    p.add_argument("--budget", type=int, required=True, help="programs to select, over all tasks together")
+    p.add_argument("--budget", type=positive_int, required=True, help="programs to select, over all tasks together")
     p.add_argument("--out", required=True, help="selection directory to write (new or empty)")
-    p.add_argument("--per-task-candidates", type=int, default=256, help="design-space samples per task (default 256)")
+    p.add_argument("--per-task-candidates", type=positive_int, default=256, help="design-space samples per task (default 256)")
     p.add_argument("--method", choices=["kmeans", "random"], default="kmeans")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_select)
 
 
 def _cmd_select(args) -> int:
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import load_checkpoint
     from .selection import select_programs
 
-    try:
-        target, spec = _resolve_device(args.device)
-        checkpoint = load_checkpoint(args.checkpoint)
-        tasks = _load_tasks(args.workloads, target)
-    except (ValueError, KeyError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    target, spec = _resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    tasks = _load_tasks(args.workloads, target)
     print(f"Selecting {args.budget} programs ({args.method}) for device {spec.name if spec else target} from "
           f"{len(tasks)} task(s) x {args.per_task_candidates} candidates", flush=True)
-    try:
-        sel = select_programs(checkpoint, tasks, target, args.budget, args.out, args.per_task_candidates,
-                              args.method, args.seed, device_spec=spec)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    sel = select_programs(checkpoint, tasks, target, args.budget, args.out, args.per_task_candidates,
+                          args.method, args.seed, device_spec=spec)
     for t in sel["tasks"].values():
         print(f"  {t['name'][:60]:60s} {t['selected']:5d} of {t['candidates']} candidates")
     print(f"Wrote {sel['n_selected']} programs of {len(sel['tasks'])} task(s) to {args.out} "
@@ -664,21 +662,13 @@ def _cmd_select(args) -> int:
 
 
 def _cmd_collect_from_selection(args) -> int:
-    from tvm_patches.host_target import resolve_target
-
     from .data.collect import CollectConfig, collect_from_selection
     from .device import device_for_target
-    from .selection import SelectionError, read_selection
+    from .selection import read_selection
 
-    try:
-        selection = read_selection(args.from_selection)
-    except SelectionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    target = resolve_target(args.target)
+    selection = read_selection(args.from_selection)
+    target = cli_target(args.target)
     rpc = _rpc_settings(args)
-    if rpc is False:
-        return 2
     entry = device_for_target(target)
     wanted = selection.get("device", {}).get("name")
     if entry is not None and wanted and entry.name != wanted:
@@ -688,11 +678,7 @@ def _cmd_collect_from_selection(args) -> int:
                         repeat=args.repeat, seed=args.seed)
     print(f"Measuring the {selection.get('n_selected', '?')} selected programs of {args.from_selection} on {target} "
           f"into {args.out}", flush=True)
-    try:
-        manifest = collect_from_selection(args.from_selection, target, args.out, cfg, rpc=rpc)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    manifest = collect_from_selection(args.from_selection, target, args.out, cfg, rpc=rpc)
     _print_collect_summary(manifest)
     return 0
 
@@ -704,11 +690,11 @@ def _add_finetune(sub) -> None:
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--source-database", nargs="+", default=None,
                    help="databases of the source device(s): programs for the CMD regularizer (latencies unused)")
-    p.add_argument("--cmd-weight", type=float, default=1.0, help="CMD weight; 0 = off (default 1)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 100)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
+    p.add_argument("--cmd-weight", type=non_negative_float, default=1.0, help="CMD weight; 0 = off (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (default 100)")
+    p.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="share of the new device's tasks held out for validation (default 0.2)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: BASE's training lr, else 5e-4)")
+    p.add_argument("--lr", type=non_negative_float, default=None, help="learning rate (default: BASE's training lr, else 5e-4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_finetune)
@@ -716,15 +702,10 @@ def _add_finetune(sub) -> None:
 
 def _cmd_finetune(args) -> int:
     from .adaptation import finetune_databases
-    from .checkpoint import CheckpointError
 
     extra = {} if args.lr is None else {"lr": args.lr}
-    try:
-        result = finetune_databases(args.checkpoint, args.database, args.out, args.source_database, args.cmd_weight,
-                                    args.epochs, args.val_fraction, args.seed, progress=not args.no_progress, **extra)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = finetune_databases(args.checkpoint, args.database, args.out, args.source_database, args.cmd_weight,
+                                args.epochs, args.val_fraction, args.seed, progress=not args.no_progress, **extra)
     print(f"Fine-tuned on {result.n_train} programs of {len(result.train_tasks)} task(s); validation: "
           f"{result.n_val} programs of {len(result.val_tasks)} held-out task(s)")
     if result.val is not None:
@@ -758,7 +739,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:  # not about a file the user named: a bug, keep the traceback
+            raise
+        print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -18,14 +18,17 @@ from pathlib import Path
 
 import yaml
 
+from .errors import UserError
 from .model import ModelConfig
 from .model.training import TrainConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# Inside the package (a link to the repository's configs/ in a checkout, a copy in a wheel): an installed
+# cdmpp-tvm finds its default configs wherever it runs.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError):
+    """A config file or setting that cannot be used; the message names the file and the key."""
 
 
 def _read_yaml(path: Path) -> dict:

@@ -23,6 +23,7 @@ import math
 from pathlib import PurePosixPath
 
 from .config import TrainJob
+from .errors import UserError
 from .model import ModelConfig
 from .model.training import TrainConfig, TrainingData, split_by_group, train
 
@@ -45,9 +46,9 @@ def apply_params(params: dict, model_cfg: ModelConfig, train_cfg: TrainConfig) -
     """The base configs with a trial's parameters put in."""
     m = {k: v for k, v in params.items() if k in MODEL_PARAMS}
     t = {k: v for k, v in params.items() if k not in MODEL_PARAMS}
+    # ModelConfig refuses a d_model that n_heads does not divide: the trial uses the largest head count that does.
+    m["n_heads"] = math.gcd(m.get("d_model", model_cfg.d_model), model_cfg.n_heads)
     model_cfg = dataclasses.replace(model_cfg, **m)
-    if model_cfg.d_model % model_cfg.n_heads:
-        model_cfg = dataclasses.replace(model_cfg, n_heads=math.gcd(model_cfg.d_model, model_cfg.n_heads))
     return model_cfg, dataclasses.replace(train_cfg, **t)
 
 
@@ -81,7 +82,7 @@ def search_hparams(data: TrainingData, model_cfg: ModelConfig, train_cfg: TrainC
 
     tr_idx, va_idx = split_by_group(data.groups, train_cfg.val_fraction, train_cfg.seed)
     if len(va_idx) == 0:
-        raise ValueError("search_hparams: needs at least 2 training tasks (the validation split is whole tasks)")
+        raise UserError("search_hparams: needs at least 2 training tasks (the validation split is whole tasks)")
     train_data, val_data = data.subset(tr_idx), data.subset(va_idx)
     base = dataclasses.replace(train_cfg, progress=False, epochs=trial_epochs or train_cfg.epochs,
                                time_limit_s=trial_time_limit_s if trial_time_limit_s is not None

@@ -41,6 +41,7 @@ from tvm_patches.fast_builder import make_builder
 
 from .atomic_io import atomic_path, write_figure_atomic, write_json_atomic, write_text_atomic
 from .cost_model import CDMPPCostModel
+from .errors import UserError
 from .data.collect import file_name_part, task_dir_name
 from .data.reader import RECORD_FILE as RECORD_FILE_NAME, latency_of, read_database
 from .tuning import default_runner, tune
@@ -66,9 +67,9 @@ class SearchBenchConfig:
     def __post_init__(self):
         unknown = [m for m in self.models if m not in MODELS]
         if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; valid: {', '.join(MODELS)}")
+            raise UserError(f"unknown model(s) {unknown}; valid: {', '.join(MODELS)}")
         if self.trials < 1 or self.trials_per_iter < 1:
-            raise ValueError("trials and trials_per_iter must be >= 1")
+            raise UserError("trials and trials_per_iter must be >= 1")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_io import write_json_atomic
+from .errors import UserError
 
 SELECTION_FILE = "selection.json"
 SELECTION_FORMAT = "cdmpp-tvm-selection"
@@ -39,7 +40,7 @@ SELECTION_VERSION = 1
 METHODS = ("kmeans", "random")
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError):
     """A selection directory that is missing, incomplete or not a selection."""
 
 
@@ -84,7 +85,7 @@ def select_indices(X: np.ndarray, budget: int, method: str = "kmeans", seed: int
         return kmeans_select(X, budget, seed)
     if method == "random":
         return random_select(len(X), budget, seed)
-    raise ValueError(f"selection method must be one of {METHODS}, got {method!r}")
+    raise UserError(f"selection method must be one of {METHODS}, got {method!r}")
 
 
 def coverage_distance(X: np.ndarray, chosen: np.ndarray, chunk: int = 4096) -> float:
@@ -101,9 +102,9 @@ def coverage_distance(X: np.ndarray, chosen: np.ndarray, chunk: int = 4096) -> f
 
 def _check_budget(budget: int, n: int) -> None:
     if not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise ValueError(f"budget must be an integer >= 1, got {budget!r}")
+        raise UserError(f"budget must be an integer >= 1, got {budget!r}")
     if budget > n:
-        raise ValueError(f"budget {budget} is larger than the {n} programs to choose from; lower --budget or sample "
+        raise UserError(f"budget {budget} is larger than the {n} programs to choose from; lower --budget or sample "
                          "more candidates per task (--per-task-candidates)")
 
 
@@ -142,7 +143,7 @@ def select_programs(checkpoint, tasks: list, target, budget: int, out_dir: str |
     from .features import CompactASTFeaturizer, is_gpu_target
 
     if method not in METHODS:
-        raise ValueError(f"selection method must be one of {METHODS}, got {method!r}")
+        raise UserError(f"selection method must be one of {METHODS}, got {method!r}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise SelectionError(f"{out} exists and is not empty; a selection is written to a new or empty directory")

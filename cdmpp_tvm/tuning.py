@@ -20,6 +20,7 @@ from tvm_patches.fast_builder import make_builder
 from tvm_patches.quiet_logging import quiet_metaschedule_logging
 from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
+from .data.database_files import repair_torn_database
 from .workloads import Task
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def tune(tasks: list[Task], target: tvm.target.Target, trials: int, work_dir: st
         for t, lg, rs in zip(tasks, ms.logging.get_loggers_from_work_dir(work_dir, names),
                              ms.utils.fork_seed(seed, n=len(tasks)))
     ]
+    repair_torn_database(work_dir)  # resuming a killed run: TVM's loader fails on a torn last line
     database = ms.database.JSONDatabase(work_dir=work_dir)
     with tqdm(total=trials, desc="trials", unit="trial", disable=not progress) as bar:
         callbacks = list(measure_callbacks or []) + list(ms.measure_callback.MeasureCallback.create("default")) \

@@ -2,6 +2,8 @@ import logging
 
 import pytest
 
+from cdmpp_tvm.data.collect import CollectConfig, collect
+from cdmpp_tvm.workloads import load_suite
 from tvm_patches.host_target import host_target as _host_target
 from tvm_patches.quiet_logging import quiet_metaschedule_logging
 from tvm_patches.tensor_intrin import register_tensor_intrinsics
@@ -14,3 +16,17 @@ def host_target():
     target = _host_target()
     register_tensor_intrinsics(target)
     return target
+
+
+TINY_COLLECT = CollectConfig(random_trials=4, evolutionary_trials=4, trials_per_iter=4, population_size=32,
+                             min_repeat_ms=5)
+
+
+@pytest.fixture(scope="session")
+def collected(tmp_path_factory, host_target):
+    """A real collection of the ci-tiny suite (2 tasks x 4 + 4 programs): (out dir, tasks, manifest).
+    Tests that change its files work on a copy."""
+    out = tmp_path_factory.mktemp("collected")
+    tasks = load_suite("ci-tiny", host_target)
+    manifest = collect(tasks, host_target, out, TINY_COLLECT, progress=False)
+    return out, tasks, manifest

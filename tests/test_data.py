@@ -14,18 +14,9 @@ from cdmpp_tvm.data.collect import (
 )
 from cdmpp_tvm.data.feature_cache import CACHE_FILE, load_cached_training_data
 from cdmpp_tvm.data.reader import RECORD_FILE, find_databases, read_databases
-from cdmpp_tvm.workloads import load_suite, load_workload
+from cdmpp_tvm.workloads import load_workload
 
-TINY = CollectConfig(random_trials=4, evolutionary_trials=4, trials_per_iter=4, population_size=32, min_repeat_ms=5)
-
-
-@pytest.fixture(scope="module")
-def collected(tmp_path_factory, host_target):
-    out = tmp_path_factory.mktemp("collected")
-    tasks = load_suite("ci-tiny", host_target)
-    manifest = collect(tasks, host_target, out, TINY, progress=False)
-    return out, tasks, manifest
-
+from conftest import TINY_COLLECT as TINY
 
 def test_collect_two_tasks_end_to_end(collected, host_target):
     out, tasks, manifest = collected

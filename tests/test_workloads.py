@@ -95,7 +95,7 @@ def test_ir_module_class_file_loads(tmp_path):
 
 
 def test_missing_file_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.py"):
+    with pytest.raises(WorkloadFileError, match="nope.py"):
         load_tvmscript_file(tmp_path / "nope.py")
 
 

@@ -27,7 +27,7 @@ from .candidates import sample_candidates
 from .fast_builder import fast_build, make_builder
 from .host_target import host_target, physical_cores, resolve_target
 from .json_database import open_json_database
-from .quiet_logging import quiet_metaschedule_logging
+from .quiet_logging import quiet_metaschedule_logging, safe_metaschedule_logger_setup
 from .tensor_intrin import loaded_tensor_intrin_submodules, register_tensor_intrinsics
 
 __all__ = [
@@ -42,5 +42,10 @@ __all__ = [
     "quiet_metaschedule_logging",
     "register_tensor_intrinsics",
     "resolve_target",
+    "safe_metaschedule_logger_setup",
     "sample_candidates",
 ]
+
+# A crash fix, not a preference: without it any unnamed handler on MetaSchedule's logger (pytest >= 9
+# adds one) makes every tuning call fail in create_loggers (quiet_logging.py says why).
+safe_metaschedule_logger_setup()

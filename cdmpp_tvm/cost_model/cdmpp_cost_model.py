@@ -118,7 +118,8 @@ class CDMPPCostModel(PyCostModel):
         self._fresh_errors: list[dict] = []  # per update: error on the batch before training on it
         self._stats = {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
                        "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0,
-                       "update_seconds": 0.0, "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0}
+                       "update_seconds": 0.0, "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0,
+                       "online_nonfinite_losses": 0}
         _LIVE_MODELS.add(self)
         if checkpoint is not None:
             self._load(checkpoint)
@@ -183,12 +184,17 @@ class CDMPPCostModel(PyCostModel):
         s = dict(self._stats)
         s.update(featurize_seconds=self.featurizer.seconds, cache_hits=self.featurizer.hits,
                  cache_misses=self.featurizer.misses, cache_hit_rate=self.featurizer.hit_rate,
-                 oom_batch_splits=self._oom.splits, fallbacks=s["predict_fallbacks"] + s["update_fallbacks"],
+                 oom_batch_splits=self._oom.splits, fallbacks=self._fallbacks(),
                  guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
                  torch_device=str(self.torch_device), new_device=any(self._new_device.values()),
                  calibrated_tasks=len(set(self._residuals["online"]) | set(self._residuals["anchor"])),
                  fresh_batch_errors=list(self._fresh_errors))
         return s
+
+    def _fallbacks(self) -> int:
+        """Every counted fallback: failed predict and update calls, skipped non-finite online steps."""
+        s = self._stats
+        return s["predict_fallbacks"] + s["update_fallbacks"] + s["online_nonfinite_losses"]
 
     def log_stats(self, level: int = logging.INFO) -> None:
         s = self.stats()
@@ -446,6 +452,12 @@ class CDMPPCostModel(PyCostModel):
             pred, _ = self.model(feats, pos, mask, dv)
             loss = regression_loss(pred, y_all[idx].to(self.torch_device), gid_all[idx].to(self.torch_device),
                                    self.online.rank_loss_weight)
+            if not torch.isfinite(loss):
+                # One NaN step would make every later prediction NaN: skip it, and the rest of this update.
+                self._stats["online_nonfinite_losses"] += 1
+                logger.warning("CDMPPCostModel.update: non-finite online loss (%s) on %d programs; step skipped "
+                               "(fallback #%d)", loss.item(), len(idx), self._fallbacks())
+                break
             self._opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)

@@ -44,8 +44,10 @@ from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
 from ..atomic_io import write_json_atomic
 from ..device import device_name
+from ..errors import UserError
 from ..workloads import Task
-from .reader import RECORD_FILE
+from .database_files import repair_torn_database
+from .reader import RECORD_FILE, WORKLOAD_FILE, latency_of
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +98,13 @@ class _CountResults(ms.measure_callback.PyMeasureCallback):
       evolutionary search then spends minutes failing to find a new one).
     """
 
-    def __init__(self, bar: tqdm | None, give_up_after_failed: int | None = None, check_exhausted: bool = False):
+    def __init__(self, bar: tqdm | None, give_up_after_failed: int | None = None, check_exhausted: bool = False,
+                 state: dict | None = None, state_path: Path | None = None):
         super().__init__()
         self.bar = bar
+        # The task's task.json state: its failure counts are advanced and written after every batch, so a
+        # killed run loses at most the batch in flight.
+        self.state, self.state_path = state, state_path
         self.give_up_after_failed = give_up_after_failed
         self.check_exhausted = check_exhausted
         self.valid = self.build_failed = self.run_failed = self.batches = 0
@@ -106,15 +112,25 @@ class _CountResults(ms.measure_callback.PyMeasureCallback):
         self.stop_reason: tuple[str, str] | None = None  # (kind, message)
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        batch = {"valid": 0, "build_failed": 0, "run_failed": 0}
         for b, r in zip(builder_results, runner_results):
             if b.error_msg is not None:
-                self.build_failed += 1
+                batch["build_failed"] += 1
             elif r.error_msg is not None or not r.run_secs:
-                self.run_failed += 1
+                batch["run_failed"] += 1
             else:
-                self.valid += 1
+                batch["valid"] += 1
                 continue
             self.first_error = self.first_error or str(b.error_msg or r.error_msg or "no run_secs")[-600:]
+        self.valid += batch["valid"]
+        self.build_failed += batch["build_failed"]
+        self.run_failed += batch["run_failed"]
+        if self.state is not None:
+            for key, n in batch.items():
+                self.state[key] = self.state.get(key, 0) + n
+            if self.first_error and "first_error" not in self.state:
+                self.state["first_error"] = self.first_error
+            write_json_atomic(self.state_path, self.state)
         if self.bar is not None:
             self.bar.update(len(measure_candidates))
         self.batches += 1
@@ -275,11 +291,13 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
         "name": task.name, "tags": list(task.tags), "weights": task.weights, "weight": task.weight,
         "workload": shash2hex(task.mod), "phases": {}, "valid": 0, "build_failed": 0, "run_failed": 0,
         "seconds": 0.0}
+    repair_torn_database(work)
     database = ms.database.JSONDatabase(work_dir=str(work))
     for phase, trials, strategy, cost_model in (
             ("random", cfg.random_trials, ms.search_strategy.ReplayTrace(), "random"),
             ("evolutionary", cfg.evolutionary_trials,
              ms.search_strategy.EvolutionarySearch(population_size=cfg.population_size), "xgb")):
+        resumed = phase in state["phases"]
         ph = state["phases"].setdefault(phase, {"records_at_start": _count_lines(work / RECORD_FILE), "done": False})
         if ph["done"] or trials == 0:
             continue
@@ -288,14 +306,18 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
             state["stopped_early"] = {"reason": "design_space_exhausted", "detail": exhausted}
             break
         remaining = trials - (_count_lines(work / RECORD_FILE) - ph["records_at_start"])
+        # A resumed phase draws from another random stream: with the first one's seed, ReplayTrace would
+        # sample the programs the killed run already measured again. (Phases without "attempts" were
+        # started by an older cdmpp-tvm: resumed means one attempt ran.)
+        ph["attempts"] = ph.get("attempts", 1 if resumed else 0) + 1
         write_json_atomic(task_path, state)
         if remaining > 0:
             counter = _CountResults(bar, give_up_after_failed=cfg.give_up_after_failed if phase == "random" else None,
-                                    check_exhausted=phase == "random")
+                                    check_exhausted=phase == "random", state=state, state_path=task_path)
             t0 = time.time()
             ctx = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply",
                                  search_strategy=strategy, task_name=task.name,
-                                 rand_state=cfg.seed + (0 if phase == "random" else 1), num_threads="physical")
+                                 rand_state=phase_seed(cfg.seed, phase, ph["attempts"]), num_threads="physical")
             callbacks = list(ms.measure_callback.MeasureCallback.create("default")) + [counter]
             try:
                 ms.tune_tasks(tasks=[ctx], task_weights=[1.0], work_dir=str(work), max_trials_global=remaining,
@@ -309,20 +331,31 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
                 else:
                     logger.error("task %s, phase %s failed: %s: %s", task.name, phase, type(e).__name__, e)
                     state.setdefault("errors", []).append(f"{phase}: {type(e).__name__}: {e}"[:1000])
-            if counter.first_error and "first_error" not in state:
-                state["first_error"] = counter.first_error
-            state["valid"] += counter.valid
-            state["build_failed"] += counter.build_failed
-            state["run_failed"] += counter.run_failed
             state["seconds"] += time.time() - t0
         ph["done"] = True
+        _count_from_database(state, work)
         write_json_atomic(task_path, state)
         if state.get("stopped_early"):
             break
-    state["records"] = _count_lines(work / RECORD_FILE)
+    _count_from_database(state, work)
     state["status"] = "done"
     write_json_atomic(task_path, state)
     return state
+
+
+def phase_seed(seed: int, phase: str, attempt: int) -> int:
+    """rand_state of a collection phase: the first attempt keeps the seed of earlier cdmpp-tvm versions
+    (seed, seed + 1), every resumed attempt gets a stream of its own."""
+    return seed + (0 if phase == "random" else 1) + 7919 * (attempt - 1)
+
+
+def _count_from_database(state: dict, work: Path) -> None:
+    """``records`` and ``valid`` from the database itself (a kill can land between MetaSchedule's commit
+    of a batch and any counter); build and run failures, which the database does not tell apart, stay
+    as _CountResults counted them batch by batch."""
+    lines = _database_lines(work / RECORD_FILE)
+    state["records"] = len(lines)
+    state["valid"] = sum(1 for _, rec in lines if latency_of(rec[1]) is not None)
 
 
 def _runner(cfg: CollectConfig, rpc: RPCSettings | None):
@@ -409,13 +442,12 @@ def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.
     not measured again. Raises ``SelectionError`` (a ValueError) for a missing or invalid selection,
     before anything is built."""
     from ..selection import read_selection
-    from .reader import WORKLOAD_FILE
 
     sel_dir = Path(selection_dir)
     selection = read_selection(sel_dir)
     out = Path(out_dir)
     if out.resolve() == sel_dir.resolve():
-        raise ValueError(f"--out {out} is the selection directory; measure into another directory")
+        raise UserError(f"--out {out} is the selection directory; measure into another directory")
     # Read every selected program first, so a broken selection fails before any build.
     plan: list[tuple[str, dict, ms.database.Workload, list[list]]] = []
     for name, entry in selection["tasks"].items():
@@ -424,7 +456,7 @@ def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.
         lines = _database_lines(sel_dir / name / RECORD_FILE)
         wl_lines = [ln for ln in (sel_dir / name / WORKLOAD_FILE).read_text().splitlines() if ln.strip()]
         if not wl_lines or not lines:
-            raise ValueError(f"{sel_dir / name}: no workload or no selected programs; the selection is incomplete")
+            raise UserError(f"{sel_dir / name}: no workload or no selected programs; the selection is incomplete")
         workload = ms.database.Workload.from_json(json.loads(wl_lines[0]))
         plan.append((name, entry, workload, [rec for _, rec in lines]))
     quiet_metaschedule_logging()
@@ -458,6 +490,7 @@ def _measure_selected_task(name: str, entry: dict, workload, records: list[list]
     state["phases"]["selection"] = {"selected": len(records), "done": False}
     state["status"] = "running"
     write_json_atomic(task_path, state)
+    repair_torn_database(work)
     database = ms.database.JSONDatabase(work_dir=str(work))
     wl = database.commit_workload(workload.mod)
     t0 = time.time()
@@ -485,8 +518,6 @@ def measure_candidates(cands: list, target, builder, runner) -> list[tuple[list[
     builder.build, RunnerInput -> runner.run, then the futures' results), removing the build artifacts.
     -> per candidate (run_secs, "valid" | "build_failed" | "run_failed"), run_secs ``[1e10]`` on an error."""
     from tvm.s_tir.meta_schedule.utils import remove_build_dir
-
-    from .reader import latency_of
 
     failed = [1e10]  # what MetaSchedule stores for a build or run error
     built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in cands])

@@ -12,6 +12,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ..errors import UserError
 from .collect import MANIFEST, task_totals, valid_per_hour
 
 OPERATORS = "operators"
@@ -21,14 +22,14 @@ _COUNTS = ("valid", "build_failed", "run_failed")
 def load_manifest(dataset_dir: str | Path) -> dict:
     path = Path(dataset_dir) / MANIFEST
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no collection manifest (is {dataset_dir} a `cdmpp-tvm collect` --out "
+        raise UserError(f"{path}: no collection manifest (is {dataset_dir} a `cdmpp-tvm collect` --out "
                                 "directory?)")
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raise UserError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(manifest.get("tasks"), dict):
-        raise ValueError(f"{path}: no 'tasks' object; not a collection manifest")
+        raise UserError(f"{path}: no 'tasks' object; not a collection manifest")
     return manifest
 
 

@@ -3,8 +3,8 @@
 Replaying a record's trace and featurizing it costs a few ms; training reads the same records many
 times, so the features are stored once, compressed (``np.savez_compressed``), one file per database
 directory and feature kind, keyed by record: each program carries the ``file:line`` of its record and a
-hash of that line, and the file carries a digest of the record file, so a database that changed since
-it was featurized is detected and re-featurized.
+hash of that line, and the file carries a digest of the record and workload files, so a database that
+changed since it was featurized is detected and re-featurized.
 
 Two feature kinds share this machinery (``FEATURE_KINDS``):
 
@@ -19,8 +19,9 @@ Two feature kinds share this machinery (``FEATURE_KINDS``):
 Every cache file (N programs, M rows in total) also holds ``latency_s`` (N,) float64 (NaN = failed run),
 ``task_key`` (N,) str, ``record_id`` (N,) str, ``record_hash`` (N,) str (hash of the record's line),
 ``device`` (N, DEVICE_DESCRIPTOR_DIM) float32, ``target`` (N,) str (target JSON), plus
-``feature_schema``, ``device_schema`` (of the descriptors) and ``source_digest`` (of the whole record
-file): a cache is stale when any of them differs (or, for ``device_schema``, is missing).
+``feature_schema``, ``device_schema`` (of the descriptors) and ``source_digest`` (of the record and workload
+files): a cache is stale when any of them differs (or, for ``device_schema``, is missing), and a cache
+with no program is stale while its record file has records.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from ..features import (
 )
 from ..model.training import TrainingData
 from .collect import TASK_FILE
-from .reader import RECORD_FILE, MeasuredRecord, find_databases, read_database
+from .reader import RECORD_FILE, WORKLOAD_FILE, MeasuredRecord, find_databases, read_database
 
 logger = logging.getLogger(__name__)
 
@@ -114,27 +115,45 @@ def _line_hashes(record_file: Path) -> dict[int, str]:
     return out
 
 
-def _file_digest(path: Path) -> str:
+def _source_digest(directory: Path) -> str:
+    """Digest of everything a cache is made from: the record file and the workload file (the records
+    cannot be read without it, so a cache made while it was missing must not outlive its return)."""
     h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for name in (RECORD_FILE, WORKLOAD_FILE):
+        path = directory / name
+        h.update(f"{name}:{path.exists()}\0".encode())
+        if path.exists():
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()
 
 
-def _cache_is_fresh(cache: Path, record_file: Path, schema: str = FEATURE_SCHEMA_VERSION) -> bool:
-    """Fresh = same feature and device-descriptor schemas, and the record file is byte-for-byte what was
-    featurized."""
+def _cache_is_fresh(cache: Path, directory: Path, schema: str = FEATURE_SCHEMA_VERSION) -> bool:
+    """Fresh = same feature and device-descriptor schemas, the database files are byte-for-byte what was
+    featurized, and the cache holds programs if the record file has records (an empty cache of a
+    non-empty database means nothing could be read last time: try again, and say so)."""
     if not cache.exists():
         return False
     try:
         with np.load(cache, allow_pickle=False) as z:
-            return (str(z["feature_schema"]) == schema and "device_schema" in z.files
-                    and str(z["device_schema"]) == DEVICE_SCHEMA_VERSION
-                    and str(z["source_digest"]) == _file_digest(record_file))
+            fresh = (str(z["feature_schema"]) == schema and "device_schema" in z.files
+                     and str(z["device_schema"]) == DEVICE_SCHEMA_VERSION
+                     and str(z["source_digest"]) == _source_digest(directory))
+            empty = len(z["latency_s"]) == 0
     except Exception as e:  # noqa: BLE001 - an unreadable cache is simply rebuilt
         logger.warning("%s: unreadable feature cache (%s), rebuilding", cache, e)
         return False
+    if fresh and empty and _has_records(directory / RECORD_FILE):
+        logger.warning("%s: the cache holds no program although %s has records; featurizing again", cache,
+                       directory / RECORD_FILE)
+        return False
+    return fresh
+
+
+def _has_records(record_file: Path) -> bool:
+    with open(record_file, "rb") as f:
+        return any(line.strip() for line in f)
 
 
 def featurize_database(directory: str | os.PathLike, force: bool = False, progress: bool = True,
@@ -142,9 +161,9 @@ def featurize_database(directory: str | os.PathLike, force: bool = False, progre
     """Write (or keep, when fresh) the ``kind`` feature cache of one database directory; returns its path."""
     directory = Path(directory)
     cache = directory / kind.cache_file
-    if not force and _cache_is_fresh(cache, directory / RECORD_FILE, kind.schema):
+    if not force and _cache_is_fresh(cache, directory, kind.schema):
         return cache
-    digest = _file_digest(directory / RECORD_FILE)
+    digest = _source_digest(directory)
     report = read_database(directory)
     for p in report.problems:
         logger.warning("skipped: %s", p)

@@ -7,7 +7,9 @@ load never fails on one bad record.
 
 Latency of a record = median of its ``run_secs``. A record whose run failed (``run_secs`` empty or
 >= 1e9, which is how MetaSchedule stores build and run errors) is kept with ``latency_s = None``:
-it is counted and can be learnt from as a bad schedule, but it is not a regression target.
+it is counted and can be learnt from as a bad schedule, but it is not a regression target. A record
+with a negative, zero, NaN or infinite time is corrupt, not a failure: it is reported with its
+``file:line`` in ``ReadReport.problems`` and skipped.
 
 A record with ``run_secs`` null (JSON ``null``, ``TuningRecord(run_secs=None)``) is **not measured yet**:
 a program chosen to be measured (``cdmpp-tvm select`` writes them), not a failure. MetaSchedule never
@@ -27,6 +29,8 @@ import numpy as np
 import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import shash2hex
+
+from ..errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +84,10 @@ def find_databases(paths: list[str | os.PathLike]) -> list[Path]:
     found = set()
     for p in map(Path, paths):
         if not p.exists():
-            raise FileNotFoundError(f"database path {p} does not exist")
+            raise UserError(f"database path {p} does not exist")
         if p.is_file():
             if p.name != RECORD_FILE:
-                raise ValueError(f"{p}: expected a directory or a {RECORD_FILE} file")
+                raise UserError(f"{p}: expected a directory or a {RECORD_FILE} file")
             found.add(p.parent)
             continue
         if (p / RECORD_FILE).exists():
@@ -136,10 +140,20 @@ def read_database(directory: str | os.PathLike, include_unmeasured: bool = False
                 if include_unmeasured:
                     report.records.append(MeasuredRecord(key, directory.name, record, None, where, measured=False))
                 continue
+            if bad := _invalid_run_secs(record.run_secs):
+                report.problems.append(f"{where}: invalid latency run_secs={bad}: measured times must be finite "
+                                       "and > 0 seconds (MetaSchedule stores an error as [1e10])")
+                continue
             lat = latency_of(record.run_secs)
             report.n_failed += lat is None
             report.records.append(MeasuredRecord(key, directory.name, record, lat, where))
     return report
+
+
+def _invalid_run_secs(run_secs) -> list[float] | None:
+    """The run_secs of a record as floats when one of them is negative, zero, NaN or infinite, else None."""
+    secs = [float(x) for x in run_secs]
+    return secs if any(not np.isfinite(x) or x <= 0 for x in secs) else None
 
 
 def _read_workloads(path: Path, report: ReadReport) -> dict[int, tuple[ms.database.Workload, str]]:

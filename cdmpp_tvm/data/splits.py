@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic_io import write_json_atomic
+from ..errors import UserError
 from .collect import MANIFEST, TASK_FILE
 from .reader import find_databases
 
@@ -39,7 +40,7 @@ def index_tasks(root: str | os.PathLike) -> list[TaskDir]:
     for d in find_databases([root]):
         info_path = d / TASK_FILE
         if not info_path.exists():
-            raise ValueError(f"{d}: no {TASK_FILE}; splits need the task facts `cdmpp-tvm collect` writes")
+            raise UserError(f"{d}: no {TASK_FILE}; splits need the task facts `cdmpp-tvm collect` writes")
         info = json.loads(info_path.read_text())
         manifest = _find_manifest(d, root)
         out.append(TaskDir(d, info["name"], info["workload"], tuple(info.get("tags", ())),
@@ -60,7 +61,7 @@ def cross_model_split(tasks: list[TaskDir], held_out: list[str]) -> dict:
     tags = {t for task in tasks for t in task.tags}
     unknown = [n for n in held_out if n not in tags]
     if unknown:
-        raise ValueError(f"held-out network(s) {unknown} occur in no task; known tags: {sorted(tags)}")
+        raise UserError(f"held-out network(s) {unknown} occur in no task; known tags: {sorted(tags)}")
     test_workloads = {t.workload for t in tasks if set(t.tags) & set(held_out)}
     return _split("cross-model", {"held_out": list(held_out)}, tasks, lambda t: t.workload in test_workloads)
 
@@ -69,7 +70,7 @@ def cross_device_split(tasks: list[TaskDir], test_devices: list[str]) -> dict:
     devices = {t.device for t in tasks}
     unknown = [d for d in test_devices if d not in devices]
     if unknown:
-        raise ValueError(f"test device(s) {unknown} measured in no database; known: {sorted(devices)}")
+        raise UserError(f"test device(s) {unknown} measured in no database; known: {sorted(devices)}")
     return _split("cross-device", {"test_devices": list(test_devices)}, tasks, lambda t: t.device in test_devices)
 
 
@@ -77,7 +78,7 @@ def _split(kind: str, params: dict, tasks: list[TaskDir], is_test) -> dict:
     test = [t for t in tasks if is_test(t)]
     train = [t for t in tasks if not is_test(t)]
     if not test or not train:
-        raise ValueError(f"{kind} split {params} leaves {'no test' if not test else 'no training'} tasks")
+        raise UserError(f"{kind} split {params} leaves {'no test' if not test else 'no training'} tasks")
     root = Path(os.path.commonpath([str(t.path) for t in tasks]))
     return {"kind": kind, **params, "root": str(root),
             "train": sorted(str(t.path.relative_to(root)) for t in train),
@@ -92,9 +93,12 @@ def write_split(split: dict, path: str | os.PathLike) -> None:
 def read_split(path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
     """(train dirs, test dirs) of a split file; ``root`` overrides the stored root (a moved dataset)."""
     path = Path(path)
-    split = json.loads(path.read_text())
+    try:
+        split = json.loads(path.read_text())
+    except ValueError as e:
+        raise UserError(f"{path}: not a split file (not JSON: {e})") from e
     for key in ("kind", "root", "train", "test"):
         if key not in split:
-            raise ValueError(f"{path}: not a split file (no {key!r})")
+            raise UserError(f"{path}: not a split file (no {key!r})")
     base = Path(root) if root is not None else Path(split["root"])
     return [base / d for d in split["train"]], [base / d for d in split["test"]]

@@ -53,6 +53,22 @@ class ModelConfig:
     regressor_hidden: list[int] = field(default_factory=lambda: [256, 128])
     work_offset: bool = False  # predict work per second (see the module docstring); log label transform only
 
+    def __post_init__(self):
+        for key in ("feature_dim", "device_dim", "d_model", "n_heads", "n_layers", "d_ff", "embed_dim"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {v!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        hidden = self.regressor_hidden
+        if not isinstance(hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                                                   for h in hidden):
+            raise ValueError(f"regressor_hidden must be a list of integers >= 1, got {hidden!r}")
+        if not isinstance(self.work_offset, bool):
+            raise ValueError(f"work_offset must be true or false, got {self.work_offset!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

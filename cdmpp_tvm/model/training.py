@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic_io import atomic_path
+from ..errors import UserError
 from ..features import CompactAST
 from .inference import default_torch_device, predict_transformed, to_tensors
 from .label_transform import METHODS, LabelTransform
@@ -251,11 +252,11 @@ def load_training_state(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable training state: {type(e).__name__}: {e}") from e
+        raise UserError(f"{path}: not a readable training state: {type(e).__name__}: {e}") from e
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path}: not a cdmpp-tvm training state")
+        raise UserError(f"{path}: not a cdmpp-tvm training state")
     if state.get("format_version") != STATE_FORMAT_VERSION:
-        raise ValueError(f"{path}: training state version {state.get('format_version')}, this cdmpp-tvm reads "
+        raise UserError(f"{path}: training state version {state.get('format_version')}, this cdmpp-tvm reads "
                          f"version {STATE_FORMAT_VERSION}")
     return state
 
@@ -365,10 +366,10 @@ def _train(data, model_cfg, cfg, model, label_transform, val_data, on_epoch, tar
     if state_path is not None and os.path.exists(state_path):
         state = load_training_state(state_path)
         if state["model_config"] != model.cfg.to_dict():
-            raise ValueError(f"{state_path}: training state of another model config {state['model_config']}; "
+            raise UserError(f"{state_path}: training state of another model config {state['model_config']}; "
                              f"this run's is {model.cfg.to_dict()}")
         if state["n_train"] != n or state["n_val"] != (0 if val_data is None else len(val_data)):
-            raise ValueError(f"{state_path}: training state of {state['n_train']} training / {state['n_val']} "
+            raise UserError(f"{state_path}: training state of {state['n_train']} training / {state['n_val']} "
                              f"validation programs, but this run has {n} / {0 if val_data is None else len(val_data)}; "
                              "remove the state file to start over")
         changed = sorted(k for k, v in state["train_config"].items()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import tvm
 
+from ..errors import UserError
 from .networks import (
     legalize_and_fuse,
     list_networks,
@@ -49,4 +50,4 @@ def load_workload(spec: str, target: tvm.target.Target) -> list[Task]:
         return [operator_task(spec)]
     if spec in list_networks():
         return network_tasks(spec, target)
-    raise ValueError(f"unknown workload {spec!r}; valid names: {', '.join(list_workloads())}, or a path ending in .py")
+    raise UserError(f"unknown workload {spec!r}; valid names: {', '.join(list_workloads())}, or a path ending in .py")

@@ -10,6 +10,7 @@ import tvm
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
+from ..errors import UserError
 from .task import Task
 
 # Names and one-line descriptions; the torch definitions live in torch_models.BUILDERS under the same names.
@@ -50,7 +51,7 @@ def network_relax_module(name: str, batch_size: int = 1) -> tuple[tvm.IRModule, 
     """
     _check_network(name)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     import torch  # lazy: torch is heavy and only networks need it
     from tvm.relax.frontend.torch import from_exported_program
 
@@ -96,4 +97,4 @@ def network_tasks(name: str, target: tvm.target.Target, batch_size: int = 1) -> 
 
 def _check_network(name: str) -> None:
     if name not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; valid networks: {', '.join(NETWORKS)}")
+        raise UserError(f"unknown network {name!r}; valid networks: {', '.join(NETWORKS)}")

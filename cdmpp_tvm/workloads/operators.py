@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tvm import te, tirx
 from tvm.s_tir.meta_schedule.testing import te_workload
 
+from ..errors import UserError
 from .task import Task, as_main_module
 
 # C2D_WIN_NHWC (Winograd) raises "LEGACY-FLOW triggered" in create_prim_func on TVM 0.27.
@@ -44,5 +45,5 @@ def list_operators() -> list[str]:
 def operator_task(name: str) -> Task:
     """The task for a built-in operator name; ValueError (listing valid names) if unknown."""
     if name not in OPERATORS:
-        raise ValueError(f"unknown operator {name!r}; valid operators: {', '.join(OPERATORS)}")
+        raise UserError(f"unknown operator {name!r}; valid operators: {', '.join(OPERATORS)}")
     return Task.from_source(name, as_main_module(OPERATORS[name]()), source=name)

@@ -24,19 +24,20 @@ import tvm
 import tvm_ffi
 import yaml
 
+from ..errors import UserError
 from .networks import list_networks, network_tag, network_tasks
 from .operators import list_operators, operator_task
 from .task import Task
 from .tvmscript_file import load_tvmscript_file
 
-# The repository's configs/workloads, where suites are found by bare name.
-SUITES_DIR = Path(__file__).resolve().parents[2] / "configs" / "workloads"
+# configs/workloads inside the package (see config.CONFIG_DIR), where suites are found by bare name.
+SUITES_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
 
 _SUITE_KEYS = {"name", "description", "operators", "networks"}
 _NETWORK_KEYS = {"name", "batch_sizes"}
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError):
     """A suite file is malformed; the message names the file and the offending key or entry."""
 
 
@@ -99,7 +100,7 @@ def _resolve(path_or_name: str | Path) -> Path:
     named = SUITES_DIR / f"{path.stem}.yaml"
     if path.parent == Path(".") and path.suffix in ("", ".yaml") and named.is_file():
         return named
-    raise FileNotFoundError(f"suite file not found: {path} (suites in {SUITES_DIR}: {', '.join(list_suites())})")
+    raise SuiteError(f"suite file not found: {path} (suites in {SUITES_DIR}: {', '.join(list_suites())})")
 
 
 def _parse(path: Path) -> dict:

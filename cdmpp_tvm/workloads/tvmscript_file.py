@@ -15,10 +15,11 @@ from pathlib import Path
 import tvm
 from tvm import tirx
 
+from ..errors import UserError
 from .task import as_main_module
 
 
-class WorkloadFileError(ValueError):
+class WorkloadFileError(UserError):
     """A workload file exists but cannot be turned into one workload; the message names the file."""
 
 
@@ -30,7 +31,7 @@ def load_tvmscript_file(path: str | Path) -> tvm.IRModule:
     """Execute a TVMScript file and return its single workload as an IRModule with "main"."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"workload file not found: {path}")
+        raise WorkloadFileError(f"workload file not found: {path}")
     namespace = _execute(path)
     workloads = _module_level_workloads(namespace)
     if len(workloads) != 1:
