@@ -184,3 +184,32 @@ def test_merge_keeps_per_network_weights_and_leaves_inputs_alone():
     assert merged.name == "netA.mm" and merged.tags == ("netA", "netB")
     assert merged.weights == {"netA": 3.0, "netB": 2.0} and merged.weight == 5.0
     assert a.tags == ("netA",) and a.weights == {"netA": 3.0}
+
+
+# ---------------------------------------------------------------------------------------- network zoo
+
+
+@pytest.mark.parametrize("name, out_shape", [("kws_dscnn", (1, 12)), ("conv_autoencoder", (1, 3, 96, 96)),
+                                             ("dlrm", (1, 1))])
+def test_zoo_small_networks_build_in_eval_mode_and_run(name, out_shape):
+    import torch
+
+    from cdmpp_tvm.workloads import torch_models
+
+    model, inputs = torch_models.build(name, batch_size=1)
+    assert not any(m.training for m in model.modules())
+    with torch.no_grad():
+        out = model(*inputs)
+    assert tuple(out.shape) == out_shape and torch.isfinite(out).all()
+
+
+def test_zoo_networks_registered_documented_and_in_suite_v2():
+    from cdmpp_tvm.workloads import torch_models
+    from cdmpp_tvm.workloads.suite import _parse
+    from cdmpp_tvm.workloads.torch_zoo import ZOO_BUILDERS
+
+    assert len(ZOO_BUILDERS) >= 24 and set(ZOO_BUILDERS) <= set(torch_models.BUILDERS)
+    assert all(f.__doc__ and f.__doc__.strip() for f in ZOO_BUILDERS.values())
+    spec = _parse(SUITES_DIR / "dataset-cpu-v2.yaml")
+    at_batch_1 = {n["name"] for n in spec["networks"] if 1 in n.get("batch_sizes", [1])}
+    assert set(ZOO_BUILDERS) <= at_batch_1

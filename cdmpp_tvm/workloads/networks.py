@@ -23,6 +23,46 @@ NETWORKS: dict[str, str] = {
     "lstm": "2-layer LSTM, hidden 256, 32 steps, unrolled by hand",
     "dcgan_generator": "DCGAN generator, 100-d noise -> 64x64 image (transposed convs)",
     "resnet3d_18": "R3D-18 video ResNet, 8x112x112 clip (3D convs)",
+    # The network zoo (torch_zoo*.py): more architectures and shapes, for more distinct tasks.
+    "vgg11": "VGG-11 (no BN), 224x224 image",
+    "vgg16_bn": "VGG-16 with BatchNorm, 160x160 image",
+    "alexnet": "AlexNet (11x11/4 and 5x5 convs), 224x224 image",
+    "squeezenet1_1": "SqueezeNet 1.1 (Fire modules, ceil-mode pools), 224x224 image",
+    "densenet121": "DenseNet-121 (dense concatenation, BN-ReLU-conv), 224x224 image",
+    "resnext50_32x4d": "ResNeXt-50 32x4d (32-group 3x3 convs), 224x224 image",
+    "wide_resnet28_10": "WRN-28-10 (pre-activation, widths 160/320/640), 32x32 CIFAR image",
+    "se_resnet18": "SE-ResNet-18 (squeeze-excite on every block), 224x224 image",
+    "googlenet": "GoogLeNet / Inception-v1 with BN (1x1/3x3/5x5/pool branches), 224x224 image",
+    "inception_v3": "Inception-v3 (1x7/7x1 and 1x3/3x1 factorized convs), 299x299 image",
+    "mobilenet_v3_large": "MobileNetV3-Large (hardswish, SE), 224x224 image",
+    "mobilenet_v3_small": "MobileNetV3-Small (hardswish, SE), 224x224 image",
+    "efficientnet_b0": "EfficientNet-B0 (MBConv, SiLU, SE, 3x3/5x5 depthwise), 224x224 image",
+    "mnasnet1_0": "MNASNet 1.0 (3x3/5x5 depthwise inverted residuals), 224x224 image",
+    "shufflenet_v2": "ShuffleNetV2 1.0x (channel split and shuffle), 224x224 image",
+    "regnety_400mf": "RegNetY-400MF (group width 8 convs, SE), 224x224 image",
+    "convnext_tiny": "ConvNeXt-T (7x7 depthwise, channels-last LayerNorm, GELU), 224x224 image",
+    "unet": "U-Net, 4 levels from 32 channels (transposed convs, skip concat), 128x128 image",
+    "deeplabv3": "DeepLabV3, dilated ResNet-18 + ASPP (rates 6/12/18), bilinear upsampling, 320x320 image",
+    "retinanet_fpn": "RetinaNet-style detector: ResNet-18 + FPN P3-P7 + class/box heads, 320x320 image, no NMS",
+    "tiny_yolov2": "Tiny-YOLOv2 VOC (LeakyReLU, 13x13x125 output), 416x416 image",
+    "conv_autoencoder": "conv autoencoder (stride-2 convs, ELU, transposed convs), 96x96 image",
+    "c3d": "C3D video net (3x3x3 conv3d), 16x112x112 clip",
+    "r2plus1d_18": "R(2+1)D-18 video ResNet (1x3x3 + 3x1x1 convs), 8x112x112 clip",
+    "vggish": "VGGish audio embedding, 96x64 log-mel patch",
+    "kws_dscnn": "DS-CNN-L keyword spotting (depthwise-separable), 49x10 MFCC",
+    "wavenet": "WaveNet, 2x10 dilated causal conv1d layers with gates, 4096 samples",
+    "gpt2_block_seq64": "one GPT-2 decoder block (pre-LN, causal), seq 64, hidden 768",
+    "gpt2_block_seq256": "one GPT-2 decoder block (pre-LN, causal), seq 256, hidden 768",
+    "t5_small_layer": "one T5-small encoder layer (RMSNorm, position bias, ReLU FFN), seq 256, hidden 512",
+    "bert_large_layer": "one BERT-large encoder layer, seq 128, hidden 1024, 16 heads, FFN 4096",
+    "distilbert_layer_seq384": "one DistilBERT encoder layer, seq 384, hidden 768, 12 heads",
+    "llama_block_seq128": "one TinyLlama decoder block (RMSNorm, RoPE, GQA 32/4, SwiGLU), seq 128, hidden 2048",
+    "deit_tiny": "DeiT-Ti, 12 layers, hidden 192, 224x224 image (197 tokens)",
+    "whisper_tiny_encoder": "Whisper-tiny audio encoder (conv1d stem, 4 layers, 1500 tokens), 80x3000 log-mel",
+    "mlp_mixer_s16": "MLP-Mixer S/16, 8 layers, 224x224 image (196 tokens)",
+    "gru": "2-layer GRU, input 128, hidden 512, 24 steps, unrolled by hand",
+    "dlrm": "DLRM-style recommender (MLPs, 8 embedding tables, dot interaction); inputs: dense + indices",
+    "swin_tiny": "Swin-T (shifted 7x7 windows, patch merging), 224x224 image",
 }
 
 
@@ -40,7 +80,8 @@ def network_relax_module(name: str, batch_size: int = 1) -> tuple[tvm.IRModule, 
     """Import a network into Relax, target-independent and not yet legalized.
 
     Returns (mod, params): mod["main"] takes the network inputs (their count is the function's
-    "num_input" attribute; every network here has one) followed by the weights, and params["main"]
+    "num_input" attribute; every network has one except dlrm, which takes dense features and int64
+    embedding indices) followed by the weights, and params["main"]
     is the list of weight tensors in that order (relax.frontend.detach_params). BatchNorm running
     statistics are torch buffers, which the frontend embeds as constants rather than params.
     To compile: legalize_and_fuse(mod, target), optionally MetaScheduleApplyDatabase under

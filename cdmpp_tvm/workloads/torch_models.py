@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .torch_zoo import ZOO_BUILDERS
+
 # ----------------------------------------------------------------------------- ResNet (2D and 3D)
 
 
@@ -301,6 +303,9 @@ BUILDERS: dict[str, Callable[[int], tuple[nn.Module, tuple[torch.Tensor, ...]]]]
     f.__name__: f
     for f in (resnet18, resnet50, mobilenet_v2, bert_base_layer, vit_b16_layer, lstm, dcgan_generator, resnet3d_18)
 }
+if _clash := BUILDERS.keys() & ZOO_BUILDERS.keys():
+    raise RuntimeError(f"zoo networks shadow built-in ones: {sorted(_clash)}")
+BUILDERS.update(ZOO_BUILDERS)  # the network zoo (torch_zoo*.py)
 
 
 def build(name: str, batch_size: int, seed: int = 0):
