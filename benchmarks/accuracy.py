@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline  # noqa: E402
-from cdmpp_tvm.checkpoint import load_checkpoint  # noqa: E402
+from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     COMPACT_AST,
     PER_STORE,

@@ -8,7 +8,7 @@ top-5 / Spearman per task averaged over tasks: ``cdmpp_tvm.evaluation.compute_me
 
 * ``finetune-kmeans``: BASE fine-tuned (``cdmpp_tvm.adaptation.finetune``, CMD towards the source
   programs) on the B records chosen by KMeans over BASE's embeddings (with the target device embedding)
-  of the pool: ``cdmpp_tvm.selection.kmeans_select``, as ``cdmpp-tvm select`` does, but among the
+  of the pool: ``cdmpp_tvm.adaptation.kmeans_select``, as ``cdmpp-tvm select`` does, but among the
   already measured pool records, so the benchmark runs offline on collected data;
 * ``finetune-random``: the same on B records chosen uniformly;
 * ``scratch``: CDMPP (BASE's architecture) trained from scratch on the KMeans-chosen records;
@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cdmpp_tvm.adaptation import default_finetune_config, finetune  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
-from cdmpp_tvm.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from cdmpp_tvm.config import load_train_config  # noqa: E402
+from cdmpp_tvm.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from cdmpp_tvm.data.dataset import TrainingData, split_by_group  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     COMPACT_AST,
     PER_STORE,
@@ -55,8 +55,8 @@ from cdmpp_tvm.data.feature_cache import (  # noqa: E402
 )
 from cdmpp_tvm.evaluation import compute_metrics, program_keys, task_labels  # noqa: E402
 from cdmpp_tvm.model.inference import default_torch_device, predict_transformed  # noqa: E402
-from cdmpp_tvm.model.training import TrainingData, split_by_group, train  # noqa: E402
-from cdmpp_tvm.selection import kmeans_select, random_select  # noqa: E402
+from cdmpp_tvm.adaptation import kmeans_select, random_select  # noqa: E402
+from cdmpp_tvm.training import load_train_config, train  # noqa: E402
 
 METHODS = ("finetune-kmeans", "finetune-random", "scratch", "xgb")
 REPORTED = ("mape", "top1", "top5", "spearman")

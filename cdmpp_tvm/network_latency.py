@@ -20,16 +20,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import tvm
+from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import shash2hex
 
 from tvm_patches.candidates import sample_candidates
 
-from .checkpoint import Checkpoint
+from .model.checkpoint import Checkpoint
 from .data.reader import MeasuredRecord, read_databases
 from .device import device_descriptor
 from .features import CompactASTFeaturizer, is_gpu_target
-from .workloads import network_tasks
+from .workloads import legalize_and_fuse, network_relax_module, network_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +119,6 @@ def predict_network_latency(network: str, target: tvm.target.Target, checkpoint:
 def measure_network_latency(prediction: NetworkPrediction, target: tvm.target.Target, repeat: int = 5,
                             min_repeat_ms: int = 200) -> float:
     """Compile the network with the prediction's schedules and return its median latency in seconds."""
-    from tvm import relax
-
-    from .workloads.networks import legalize_and_fuse, network_relax_module
-
     database = ms.database.MemoryDatabase()
     for record in prediction._records:
         database.commit_tuning_record(ms.database.TuningRecord(

@@ -10,7 +10,6 @@ import logging
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import tvm
 from tqdm import tqdm
 from tvm.ir.utils import derived_object
@@ -21,6 +20,7 @@ from tvm_patches.quiet_logging import quiet_metaschedule_logging
 from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
 from .data.database_files import repair_torn_database
+from .data.reader import latency_of
 from .workloads import Task
 
 logger = logging.getLogger(__name__)
@@ -104,11 +104,7 @@ def tune(tasks: list[Task], target: tvm.target.Target, trials: int, work_dir: st
     for t in tasks:
         records = database.get_top_k(database.commit_workload(t.mod), 1)
         all_records = _count_records(database, t.mod)
-        best = None
-        if records and records[0].run_secs:
-            secs = [float(s) for s in records[0].run_secs]
-            if np.median(secs) < 1e9:
-                best = float(np.median(secs))
+        best = latency_of(records[0].run_secs) if records else None
         results.append(TaskResult(t.name, t.weight, best, all_records))
     return TuneResult(results, work_dir, work_dir)
 

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from cdmpp_tvm.data.collect import CollectConfig, collect
+from cdmpp_tvm.data import CollectConfig, collect
 from cdmpp_tvm.workloads import load_suite
 from tvm_patches.host_target import host_target as _host_target
 from tvm_patches.quiet_logging import quiet_metaschedule_logging

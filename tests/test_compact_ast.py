@@ -10,13 +10,8 @@ from cdmpp_tvm.features import (
     collate,
     extract_compact_ast,
 )
-from cdmpp_tvm.features.compact_ast import (
-    NODE_ROOT,
-    NODE_SERIAL,
-    NODE_STORE,
-    NODE_VECTORIZED,
-    slog,
-)
+from cdmpp_tvm.features.compact_ast import NODE_ROOT, NODE_SERIAL, NODE_STORE, NODE_VECTORIZED
+from cdmpp_tvm.features.schema import slog
 from tvm_patches.candidates import sample_candidates
 
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}

@@ -15,10 +15,9 @@ import tvm
 import tvm_ffi
 
 from cdmpp_tvm import cli
-from cdmpp_tvm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cdmpp_tvm.data.collect import task_dir_name
+from cdmpp_tvm.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cdmpp_tvm.data.feature_cache import load_cached_training_data
-from cdmpp_tvm.data.reader import RECORD_FILE, read_databases
+from cdmpp_tvm.data import RECORD_FILE, read_databases, task_dir_name
 from cdmpp_tvm.device import (
     DEVICE_DESCRIPTOR_DIM,
     DEVICE_SCHEMA_VERSION,
@@ -34,15 +33,10 @@ from cdmpp_tvm.device import (
 )
 from cdmpp_tvm.features import CompactASTFeaturizer
 from cdmpp_tvm.model import ModelConfig
-from cdmpp_tvm.model.training import TrainConfig, train
-from cdmpp_tvm.model.training_ddp_check import TINY_MODEL, synthetic_training_data
-from cdmpp_tvm.selection import (
-    SELECTION_FILE,
-    coverage_distance,
-    kmeans_select,
-    random_select,
-    read_selection,
-)
+from cdmpp_tvm.adaptation import coverage_distance, kmeans_select, random_select
+from cdmpp_tvm.data.selection_files import SELECTION_FILE, read_selection
+from cdmpp_tvm.training import TrainConfig, train
+from cdmpp_tvm.training.ddp_check import TINY_MODEL, synthetic_training_data
 from cdmpp_tvm.workloads import load_workload
 
 TASKS = ("matmul-small", "conv2d-small", "SFM-0", "NRM-0", "GMM-0", "C1D-0")

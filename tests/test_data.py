@@ -5,15 +5,17 @@ import shutil
 import pytest
 from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
 
-from cdmpp_tvm.data.collect import (
+from cdmpp_tvm.data import (
     MANIFEST,
+    RECORD_FILE,
     CollectConfig,
     RPCSettings,
     collect,
+    find_databases,
+    read_databases,
     task_dir_name,
 )
 from cdmpp_tvm.data.feature_cache import CACHE_FILE, load_cached_training_data
-from cdmpp_tvm.data.reader import RECORD_FILE, find_databases, read_databases
 from cdmpp_tvm.workloads import load_workload
 
 from conftest import TINY_COLLECT as TINY
@@ -137,8 +139,37 @@ def test_cross_model_split_has_no_task_leakage(tmp_path):
     assert [d.split("/")[0] for d in dev["test"]] == ["cuda_sm_90a"]
 
 
+def test_protocol_final_test_is_in_no_fold_and_folds_hold_out_whole_families(tmp_path):
+    from cdmpp_tvm.data.protocol import load_protocol, protocol_splits
+    from cdmpp_tvm.data.splits import index_tasks
+    from cdmpp_tvm.errors import UserError
+
+    proto = tmp_path / "p.yaml"
+    proto.write_text("name: p\nfinal_test: [swin_tiny]\nfamilies:\n  cnn: [resnet18, vgg11]\n  nlp: [bert_base_layer]\n")
+    _fake_task(tmp_path, "ln", "w1", ["swin_tiny-bs4", "bert_base_layer"])  # shared with a final-test network
+    _fake_task(tmp_path, "conv", "w2", ["resnet18", "vgg11"])
+    _fake_task(tmp_path, "conv_bs8", "w3", ["resnet18-bs8"])
+    _fake_task(tmp_path, "dense", "w4", ["bert_base_layer"])
+    _fake_task(tmp_path, "op", "w5", ["C2D-0"])
+    splits = protocol_splits(index_tasks(tmp_path), load_protocol(proto))
+    assert set(splits) == {"final-test", "fold-cnn", "fold-nlp"}
+
+    def names(split, part):
+        return sorted(d.rsplit("/", 1)[-1] for d in split[part])
+
+    assert names(splits["final-test"], "test") == ["ln"]
+    for fold in ("fold-cnn", "fold-nlp"):  # the final-test task is in neither part of any fold
+        assert "ln" not in names(splits[fold], "train") + names(splits[fold], "test")
+    assert names(splits["fold-cnn"], "test") == ["conv", "conv_bs8"]
+    assert names(splits["fold-cnn"], "train") == ["dense", "op"]
+    assert names(splits["fold-nlp"], "test") == ["dense"] and "op" in names(splits["fold-nlp"], "train")
+    proto.write_text("name: p\nfinal_test: [vgg11]\nfamilies:\n  cnn: [resnet18, vgg11]\n")
+    with pytest.raises(UserError, match="named more than once"):
+        load_protocol(proto)
+
+
 def test_interleave_by_source_round_robins_networks_and_pools_single_task_sources():
-    from cdmpp_tvm.data.collect import interleave_by_source
+    from cdmpp_tvm.data import interleave_by_source
     from cdmpp_tvm.workloads import Task
 
     def task(name, tag):

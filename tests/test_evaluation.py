@@ -244,7 +244,7 @@ def test_per_store_feature_cache(bootstrap_task, tmp_path):
         load_cached_features,
         load_cached_training_data,
     )
-    from cdmpp_tvm.data.reader import RECORD_FILE, read_database
+    from cdmpp_tvm.data import RECORD_FILE, read_database
 
     db = tmp_path / TASK
     shutil.copytree(bootstrap_task, db)
@@ -311,7 +311,7 @@ def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
 
 def test_evaluate_cli_errors(bootstrap_task, tmp_path, capsys):
     from cdmpp_tvm.cli import main
-    from cdmpp_tvm.data.reader import RECORD_FILE
+    from cdmpp_tvm.data import RECORD_FILE
 
     failed_only = tmp_path / "failed" / TASK
     shutil.copytree(bootstrap_task, failed_only)

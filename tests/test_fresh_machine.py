@@ -22,11 +22,10 @@ import torch
 from tvm.s_tir import meta_schedule as ms
 
 from cdmpp_tvm import CDMPPCostModel
-from cdmpp_tvm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cdmpp_tvm.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cdmpp_tvm.cli import main
-from cdmpp_tvm.data.collect import CollectConfig, collect, task_dir_name
+from cdmpp_tvm.data import RECORD_FILE, WORKLOAD_FILE, CollectConfig, collect, read_database, task_dir_name
 from cdmpp_tvm.data.feature_cache import CACHE_FILE, featurize_database, load_cached_features
-from cdmpp_tvm.data.reader import RECORD_FILE, WORKLOAD_FILE, read_database
 from cdmpp_tvm.model import ModelConfig
 from cdmpp_tvm.tuning import tune
 from cdmpp_tvm.workloads import load_workload

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from cdmpp_tvm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cdmpp_tvm.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cdmpp_tvm.data.dataset import TrainingData, split_by_group
 from cdmpp_tvm.features import FEATURE_DIM, CompactAST, sinusoidal_encoding
 from cdmpp_tvm.model import CDMPPNet, LabelTransform, ModelConfig
 from cdmpp_tvm.model.inference import predict_transformed
-from cdmpp_tvm.model.training import TrainConfig, TrainingData, split_by_group, train
+from cdmpp_tvm.training import TrainConfig, train
 
 SMALL = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, embed_dim=32, regressor_hidden=[32])
 

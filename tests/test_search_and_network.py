@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tvm.s_tir import meta_schedule as ms
 
-from cdmpp_tvm.checkpoint import load_checkpoint
+from cdmpp_tvm.model.checkpoint import load_checkpoint
 from cdmpp_tvm.network_latency import measure_network_latency, predict_network_latency
-from cdmpp_tvm.search_benchmark import SearchBenchConfig, best_at, plot_curves, run_benchmark
+from cdmpp_tvm.bench import SearchBenchConfig, best_at, plot_curves, run_benchmark
 from cdmpp_tvm.workloads import load_workload
 
 REPO = Path(__file__).resolve().parents[1]

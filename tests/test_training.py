@@ -13,26 +13,23 @@ import torch
 import yaml
 
 from cdmpp_tvm import cli
-from cdmpp_tvm.checkpoint import load_checkpoint
-from cdmpp_tvm.config import (
-    ConfigError,
-    load_train_config,
-    load_train_job,
-    write_train_config,
-)
-from cdmpp_tvm.model import LabelTransform
+from cdmpp_tvm.model.checkpoint import load_checkpoint
+from cdmpp_tvm.data.dataset import split_by_group
+from cdmpp_tvm.model import LabelTransform, central_moment_discrepancy, mape_loss
 from cdmpp_tvm.model.inference import predict_transformed
-from cdmpp_tvm.model.training import (
+from cdmpp_tvm.training import (
+    ConfigError,
     TrainConfig,
-    central_moment_discrepancy,
     epoch_generator,
     evaluate,
+    load_train_config,
+    load_train_job,
     load_training_state,
-    mape_loss,
-    split_by_group,
     train,
+    write_train_config,
 )
-from cdmpp_tvm.model.training_ddp_check import TINY_MODEL, synthetic_training_data
+from cdmpp_tvm.training.ddp_check import TINY_MODEL, synthetic_training_data
+from cdmpp_tvm.training.hparam_search import SPACE, best_job, search_hparams, space_for
 
 CPU = torch.device("cpu")
 
@@ -206,7 +203,7 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
     # Loopback only: gloo otherwise resolves the hostname to pick an interface, which can fail in CI sandboxes.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "cdmpp_tvm.model.training_ddp_check", "--out", str(out), "--epochs", "4",
+                           "-m", "cdmpp_tvm.training.ddp_check", "--out", str(out), "--epochs", "4",
                            "--programs", "96"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
@@ -295,8 +292,6 @@ def test_cli_train_reads_data_and_outputs_from_the_config(tmp_path, monkeypatch)
 
 
 def test_hparam_search_api_writes_a_config_train_can_use(tmp_path):
-    from cdmpp_tvm.hparam_search import SPACE, best_job, search_hparams
-
     data = synthetic_training_data(64, 4)
     base = load_train_job(_write(tmp_path / "base.yaml", {**TINY_YAML, "epochs": 50, "databases": ["db"],
                                                           "out": "ck/m.pt", "state_path": "ck/m.state.pt"}))
@@ -323,8 +318,6 @@ def test_hparam_search_api_writes_a_config_train_can_use(tmp_path):
 
 def test_hparam_search_keeps_the_log_label_for_a_work_offset_model(tmp_path):
     from dataclasses import replace
-
-    from cdmpp_tvm.hparam_search import SPACE, search_hparams, space_for
 
     base = load_train_job(_write(tmp_path / "base.yaml", {**TINY_YAML, "databases": ["db"]}))
     model = replace(base.model, work_offset=True)

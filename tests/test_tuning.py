@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cdmpp_tvm import CDMPPCostModel
-from cdmpp_tvm.checkpoint import list_pretrained
+from cdmpp_tvm.model.checkpoint import list_pretrained
 from cdmpp_tvm.tuning import tune
 from cdmpp_tvm.workloads import load_workload
 
@@ -80,7 +80,7 @@ def test_oom_splits_the_batch_and_goes_on(monkeypatch):
 def test_gpu_inference_matches_cpu(host_target):
     from test_compact_ast import matmul_16
 
-    from cdmpp_tvm.checkpoint import load_checkpoint
+    from cdmpp_tvm.model.checkpoint import load_checkpoint
     from cdmpp_tvm.features import CompactASTFeaturizer
     from cdmpp_tvm.model.inference import predict_transformed
     from tvm_patches.candidates import sample_candidates

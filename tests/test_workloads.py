@@ -213,3 +213,21 @@ def test_zoo_networks_registered_documented_and_in_suite_v2():
     spec = _parse(SUITES_DIR / "dataset-cpu-v2.yaml")
     at_batch_1 = {n["name"] for n in spec["networks"] if 1 in n.get("batch_sizes", [1])}
     assert set(ZOO_BUILDERS) <= at_batch_1
+
+
+def test_task_cache_gives_the_same_tasks_and_is_rebuilt_when_a_suite_changes(tmp_path, monkeypatch):
+    from cdmpp_tvm.workloads import task_cache
+
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 2})
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\noperators: [matmul-small, conv2d-small]\n")
+    cache = tmp_path / "tasks.cache.json"
+    fresh = task_cache.load_tasks_cached([str(suite)], target, cache)
+    monkeypatch.setattr(task_cache, "load_tasks", lambda *a: pytest.fail("extracted again despite a valid cache"))
+    cached = task_cache.load_tasks_cached([str(suite)], target, cache)
+    assert [(t.name, t.tags, t.weights, t.weight) for t in cached] == [(t.name, t.tags, t.weights, t.weight)
+                                                                     for t in fresh]
+    assert all(tvm_ffi.structural_equal(a.mod, b.mod) for a, b in zip(fresh, cached))
+    suite.write_text("name: s\noperators: [matmul-small]\n")  # another suite: the cache is stale
+    monkeypatch.undo()
+    assert [t.name for t in task_cache.load_tasks_cached([str(suite)], target, cache)] == ["matmul-small"]

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..atomic_io import atomic_path
 from ..model.inference import torch_threads
-from ..model.training import split_by_group
+from ..data.dataset import split_by_group
 from ._programs import check_programs, check_targets, pack
 
 FORMAT = "cdmpp-tvm-segment-sum-mlp"

@@ -48,7 +48,7 @@ import numpy as np
 import xgboost as xgb
 
 from ..atomic_io import atomic_path
-from ..model.training import split_by_group
+from ..data.dataset import split_by_group
 from ._programs import check_programs, check_targets, pack
 
 # MetaSchedule's XGBConfig defaults (xgb_model.py).

@@ -1,4 +1,6 @@
-"""MetaSchedule cost models backed by the CDMPP predictor."""
-from .cdmpp_cost_model import CDMPPCostModel, OnlineConfig
+"""MetaSchedule cost models backed by the CDMPP predictor: the PyCostModel (``cdmpp_cost_model``) and
+what it learns online from measurements (``online``)."""
+from .cdmpp_cost_model import CDMPPCostModel
+from .online import OnlineConfig
 
 __all__ = ["CDMPPCostModel", "OnlineConfig"]

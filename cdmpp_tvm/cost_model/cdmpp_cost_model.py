@@ -32,16 +32,16 @@ import logging
 import time
 import traceback
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 from tvm.s_tir.meta_schedule.utils import shash2hex
 
-from ..checkpoint import (
+from ..model.checkpoint import (
     Checkpoint,
     load_checkpoint,
     pretrained_for_target,
@@ -50,30 +50,24 @@ from ..checkpoint import (
 from ..device import device_descriptor, device_name
 from ..features import CompactAST, CompactASTFeaturizer, is_gpu_target
 from ..model import CDMPPNet, LabelTransform, ModelConfig
+from ..data.reader import latency_of
 from ..model.inference import (
     OOMSplitCounter,
     default_torch_device,
     predict_transformed,
-    to_tensors,
     torch_threads,
 )
-from ..model.training import regression_loss
+from .online import (
+    Guard,
+    LatencyCalibration,
+    OnlineConfig,
+    ReplayBuffer,
+    latest_valid_per_task,
+    pairwise_accuracy,
+    train_online_steps,
+)
 
 logger = logging.getLogger("cdmpp_tvm.cost_model")
-
-
-@dataclass
-class OnlineConfig:
-    enabled: bool = True
-    lr: float = 2e-4
-    max_steps_per_update: int = 32
-    time_budget_s: float = 2.0  # per update() call
-    batch_size: int = 128
-    rank_loss_weight: float = 1.0
-    buffer_size: int = 20_000  # measured programs kept for replay
-    failure_latency_factor: float = 2.0
-    guard_momentum: float = 0.7  # moving average of each model's ranking accuracy on fresh batches
-    calibration_window: int = 256  # latest fresh measurements per task that set its latency calibration
 
 
 @derived_object
@@ -107,11 +101,9 @@ class CDMPPCostModel(PyCostModel):
         self._anchor: CDMPPNet | None = None
         self._opt: torch.optim.Optimizer | None = None
         self._device_vecs: dict[str, np.ndarray] = {}
-        # Replay buffer of measured programs: (ast, latency or None for a failed run, task key).
-        self._buffer: list[tuple[CompactAST, float | None, str]] = []
-        self._guard_acc = {"online": 0.5, "anchor": 0.5}
-        # log(measured / predicted) per model and task: the latency calibration of predict_latency.
-        self._residuals: dict[str, dict[str, list[float]]] = {"online": {}, "anchor": {}}
+        self._buffer = ReplayBuffer(self.online.buffer_size, self.online.failure_latency_factor)
+        self._guard = Guard(self.online.guard_momentum)
+        self._calibration = LatencyCalibration(self.online.calibration_window)
         self._online_calibration_stale = False
         self._new_device: dict[str, bool] = {}  # target string -> not a device the checkpoint was trained on
         self._oom = OOMSplitCounter()
@@ -187,7 +179,7 @@ class CDMPPCostModel(PyCostModel):
                  oom_batch_splits=self._oom.splits, fallbacks=self._fallbacks(),
                  guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
                  torch_device=str(self.torch_device), new_device=any(self._new_device.values()),
-                 calibrated_tasks=len(set(self._residuals["online"]) | set(self._residuals["anchor"])),
+                 calibrated_tasks=len(self._calibration.tasks()),
                  fresh_batch_errors=list(self._fresh_errors))
         return s
 
@@ -217,7 +209,7 @@ class CDMPPCostModel(PyCostModel):
         self.model = self._ckpt.model.to(self.torch_device)
         self._anchor = None  # made lazily, at the first online step
         self._opt = None
-        self._residuals = {"online": {}, "anchor": {}}
+        self._calibration = LatencyCalibration(self.online.calibration_window)
         self._online_calibration_stale = False
         self._new_device = {}
 
@@ -254,19 +246,10 @@ class CDMPPCostModel(PyCostModel):
             out.append(np.asarray(self._ckpt.device["descriptor"], dtype=np.float32))
         for t in self._ckpt.device.get("targets", []) or []:
             try:
-                import tvm
-
                 out.append(device_descriptor(tvm.target.Target(json.loads(t) if isinstance(t, str) else t)))
             except Exception:  # noqa: BLE001 - a target this TVM cannot parse is simply not matched
                 continue
         return out
-
-    def _calibration(self, name: str, task: str) -> float:
-        """exp(median log(measured / predicted)) of ``name``'s fresh predictions for ``task`` (all tasks when
-        this one has none yet; 1 when nothing was measured)."""
-        res = self._residuals[name]
-        values = res.get(task) or [r for v in res.values() for r in v[-self.online.calibration_window:]]
-        return float(np.exp(np.median(values))) if values else 1.0
 
     def _featurize(self, context, candidates) -> list[CompactAST]:
         return self.featurizer.featurize([c.sch.mod for c in candidates], is_gpu_target(context.target))
@@ -277,7 +260,7 @@ class CDMPPCostModel(PyCostModel):
         name = "anchor" if self._use_anchor() else "online"
         if name == "online" and self._online_calibration_stale:
             self._refresh_online_calibration(dev_vec)
-        return self._calibration(name, shash2hex(context.mod))
+        return self._calibration.factor(name, shash2hex(context.mod))
 
     def _record_fresh_error(self, context, batch, online: np.ndarray, anchor: np.ndarray, dev_vec) -> None:
         """Error on a measured batch before learning from it, from the batch's online and anchor predictions:
@@ -294,10 +277,10 @@ class CDMPPCostModel(PyCostModel):
             "records_before": self._stats["records_seen"], "task": _task_name(context), "n": len(valid),
             "mape": float(np.mean(np.abs(used - true) / true)),
             "pretrained_mape": float(np.mean(np.abs(pretrained - true) / true)),
-            "pairwise_accuracy": _pairwise_accuracy(used, true) if len(valid) > 1 and np.ptp(true) > 0 else None})
+            "pairwise_accuracy": pairwise_accuracy(used, true) if len(valid) > 1 and np.ptp(true) > 0 else None})
 
     def _use_anchor(self) -> bool:
-        return self._anchor is not None and self._guard_acc["anchor"] > self._guard_acc["online"]
+        return self._anchor is not None and self._guard.prefers_anchor()
 
     def _prediction_model(self) -> CDMPPNet | None:
         return self._anchor if self._use_anchor() else self.model
@@ -329,8 +312,7 @@ class CDMPPCostModel(PyCostModel):
         asts = self._featurize(context, candidates)
         batch = []
         for ast, res in zip(asts, results):
-            secs = None if res.run_secs is None else [float(s) for s in res.run_secs]
-            lat = float(np.median(secs)) if secs and all(np.isfinite(secs)) and 0 < np.median(secs) < 1e9 else None
+            lat = latency_of(res.run_secs)
             if lat is None:
                 self._stats["failed_runs_seen"] += 1
             batch.append((ast, lat, task))
@@ -345,133 +327,42 @@ class CDMPPCostModel(PyCostModel):
         self._stats["records_seen"] += len(batch)
         if not self.online.enabled:
             return
-        self._track_guard(batch, online, anchor)
+        self._calibration.add_anchor(batch, anchor)
+        if self._anchor is not None:
+            keep, labels = self._buffer.labels(batch)
+            self._guard.track(online[keep], anchor[keep], labels)
         self._buffer.extend(batch)
-        if len(self._buffer) > self.online.buffer_size:
-            del self._buffer[: len(self._buffer) - self.online.buffer_size]
         self._train_online(dev_vec)
         self._online_calibration_stale = True  # recomputed when predict_latency needs it
 
     def _refresh_online_calibration(self, dev_vec, max_items: int = 512) -> None:
         """The online model changes with every update, so its calibration is recomputed after training, on
         the latest valid measurements (at most ``max_items`` overall, ``calibration_window`` per task)."""
-        per_task: dict[str, list[tuple[CompactAST, float]]] = {}
-        n = 0
-        for ast, lat, task in reversed(self._buffer):
-            if n >= max_items:
-                break
-            if lat is not None and len(per_task.setdefault(task, [])) < self.online.calibration_window:
-                per_task[task].append((ast, lat))
-                n += 1
-        items = [(task, ast, lat) for task, v in per_task.items() for ast, lat in v]
+        items = latest_valid_per_task(self._buffer, self.online.calibration_window, max_items)
         if not items:
             return
         self._online_calibration_stale = False
         pred = self._predict_latency(self.model, [ast for _, ast, _ in items], dev_vec)
-        residuals: dict[str, list[float]] = {}
-        for (task, _, lat), p in zip(items, pred):
-            if p > 0 and np.isfinite(p):
-                residuals.setdefault(task, []).append(float(np.log(lat / p)))
-        self._residuals["online"] = residuals
-
-    def _labels(self, items) -> tuple[list[CompactAST], np.ndarray, np.ndarray]:
-        """Latency labels for buffered items, failures mapped to factor x the task's slowest valid latency."""
-        worst: dict[str, float] = {}
-        for _, lat, task in self._buffer:
-            if lat is not None:
-                worst[task] = max(worst.get(task, 0.0), lat)
-        asts, lats, tasks = [], [], []
-        for ast, lat, task in items:
-            if lat is None:
-                if task not in worst:
-                    continue  # nothing valid measured for this task yet: no scale to place a failure on
-                lat = worst[task] * self.online.failure_latency_factor
-            asts.append(ast)
-            lats.append(lat)
-            tasks.append(task)
-        return asts, np.asarray(lats), np.asarray(tasks)
-
-    def _track_guard(self, batch, online: np.ndarray, anchor: np.ndarray) -> None:
-        """From the online and anchor models' predictions of a batch neither has trained on yet: ranking
-        accuracy for the guard, and log(measured / predicted) of the valid measurements for the latency
-        calibration."""
-        for (_, lat, task), p in zip(batch, anchor):  # the anchor is frozen: fresh residuals stay valid
-            if lat is not None and p > 0 and np.isfinite(p):
-                res = self._residuals["anchor"].setdefault(task, [])
-                res.append(float(np.log(lat / p)))
-                del res[: max(0, len(res) - self.online.calibration_window)]
-        if self._anchor is None:
-            return
-        keep, lats = self._label_positions(batch)
-        if len(keep) < 2 or np.ptp(lats) == 0:
-            return
-        m = self.online.guard_momentum
-        for name, pred in (("online", online), ("anchor", anchor)):
-            acc = _pairwise_accuracy(pred[keep], lats)
-            self._guard_acc[name] = m * self._guard_acc[name] + (1 - m) * acc
-
-    def _label_positions(self, items) -> tuple[np.ndarray, np.ndarray]:
-        """(positions in ``items`` that have a label, those labels): ``_labels`` by position."""
-        worst: dict[str, float] = {}
-        for _, lat, task in self._buffer:
-            if lat is not None:
-                worst[task] = max(worst.get(task, 0.0), lat)
-        keep, lats = [], []
-        for i, (_, lat, task) in enumerate(items):
-            if lat is None:
-                if task not in worst:
-                    continue
-                lat = worst[task] * self.online.failure_latency_factor
-            keep.append(i)
-            lats.append(lat)
-        return np.asarray(keep, dtype=int), np.asarray(lats)
+        self._calibration.set_online([task for task, _, _ in items], [lat for _, _, lat in items], pred)
 
     def _train_online(self, dev_vec) -> None:
-        asts, lats, tasks = self._labels(self._buffer)
-        if len(asts) < 2:
+        items = self._buffer.items
+        keep, lats = self._buffer.labels(items)
+        if len(keep) < 2:
             return
         if self._anchor is None:
             self._anchor = copy.deepcopy(self.model).eval()
         if self._opt is None:
             self._opt = torch.optim.AdamW(self.model.parameters(), lr=self.online.lr, weight_decay=1e-4)
         y_all = torch.tensor(self._ckpt.label_transform.transform(lats), dtype=torch.float32)
-        _, gid = np.unique(tasks, return_inverse=True)
-        gid_all = torch.tensor(gid)
-        # Half of every step's batch is the newest measurements, so each update learns from them.
-        n_new = min(len(asts), 64)
-        deadline = time.perf_counter() + self.online.time_budget_s
-        self.model.train()
-        for _ in range(self.online.max_steps_per_update):
-            if time.perf_counter() > deadline:
-                break
-            k = min(self.online.batch_size, len(asts))
-            old = self._rng.choice(len(asts), size=max(0, k - n_new // 2), replace=len(asts) < k)
-            new = np.arange(len(asts) - n_new, len(asts))[self._rng.permutation(n_new)[: n_new // 2]]
-            idx = np.unique(np.concatenate([old, new]))
-            feats, pos, mask, dv = to_tensors([asts[i] for i in idx], dev_vec, self.torch_device)
-            pred, _ = self.model(feats, pos, mask, dv)
-            loss = regression_loss(pred, y_all[idx].to(self.torch_device), gid_all[idx].to(self.torch_device),
-                                   self.online.rank_loss_weight)
-            if not torch.isfinite(loss):
-                # One NaN step would make every later prediction NaN: skip it, and the rest of this update.
-                self._stats["online_nonfinite_losses"] += 1
-                logger.warning("CDMPPCostModel.update: non-finite online loss (%s) on %d programs; step skipped "
-                               "(fallback #%d)", loss.item(), len(idx), self._fallbacks())
-                break
-            self._opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self._opt.step()
-            self._stats["online_steps"] += 1
-        self.model.eval()
-
-
-def _pairwise_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
-    """Fraction of pairs with different true latency that the prediction orders correctly."""
-    dp = np.sign(pred[:, None] - pred[None, :])
-    dt = np.sign(true[:, None] - true[None, :])
-    valid = dt != 0
-    return float((dp[valid] == dt[valid]).mean()) if valid.any() else 0.5
+        _, gid = np.unique(np.asarray([items[i][2] for i in keep]), return_inverse=True)
+        steps, bad_loss = train_online_steps(self.model, self._opt, [items[i][0] for i in keep], y_all,
+                                             torch.tensor(gid), dev_vec, self.online, self._rng, self.torch_device)
+        self._stats["online_steps"] += steps
+        if bad_loss is not None:
+            self._stats["online_nonfinite_losses"] += 1
+            logger.warning("CDMPPCostModel.update: non-finite online loss (%s); step skipped (fallback #%d)",
+                           bad_loss, self._fallbacks())
 
 
 def _task_name(context) -> str:

@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..errors import UserError
-from .collect import MANIFEST, task_totals, valid_per_hour
+from .layout import MANIFEST
+from .manifest import task_totals, valid_per_hour
 
 OPERATORS = "operators"
 _COUNTS = ("valid", "build_failed", "run_failed")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..atomic_io import atomic_path
 from ..errors import UserError
-from .reader import RECORD_FILE, WORKLOAD_FILE
+from .layout import RECORD_FILE, WORKLOAD_FILE
 
 logger = logging.getLogger(__name__)
 

@@ -45,9 +45,10 @@ from ..features import (
     CompactASTFeaturizer,
     is_gpu_target,
 )
-from ..model.training import TrainingData
-from .collect import TASK_FILE
-from .reader import RECORD_FILE, WORKLOAD_FILE, MeasuredRecord, find_databases, read_database
+from .dataset import TrainingData
+from .layout import RECORD_FILE, TASK_FILE, WORKLOAD_FILE
+from .per_store_features import PerStoreRecordFeaturizer
+from .reader import MeasuredRecord, find_databases, read_database
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +86,6 @@ def _compact_ast_featurizer() -> RecordFeaturizer:
     return featurize
 
 
-def _per_store_featurizer() -> RecordFeaturizer:
-    # Imported here so that reading compact-AST caches never loads the baselines package.
-    from ..baselines.per_store_features import PerStoreRecordFeaturizer
-
-    return PerStoreRecordFeaturizer()
-
-
 COMPACT_AST = FeatureKind(
     name="cdmpp", cache_file="features.cdmpp.npz", schema=FEATURE_SCHEMA_VERSION,
     row_arrays=(("leaf_features", np.float32, (FEATURE_DIM,)), ("preorder_position", np.int32, ())),
@@ -100,7 +94,7 @@ PER_STORE_DIM = 164  # MetaSchedule PerStoreFeature(buffers_per_store=5, extract
 PER_STORE = FeatureKind(
     name="perstore", cache_file="features.perstore.npz", schema="ms-per-store-feature-164-v1",
     row_arrays=(("features", np.float32, (PER_STORE_DIM,)),),
-    offsets="row_offsets", make_featurizer=_per_store_featurizer)
+    offsets="row_offsets", make_featurizer=PerStoreRecordFeaturizer)
 FEATURE_KINDS = {k.name: k for k in (COMPACT_AST, PER_STORE)}
 
 CACHE_FILE = COMPACT_AST.cache_file

@@ -31,11 +31,10 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import shash2hex
 
 from ..errors import UserError
+from .layout import RECORD_FILE, WORKLOAD_FILE
 
 logger = logging.getLogger(__name__)
 
-RECORD_FILE = "database_tuning_record.json"
-WORKLOAD_FILE = "database_workload.json"
 FAILED_RUN_SECS = 1e9
 
 
@@ -110,8 +109,10 @@ def latency_of(run_secs) -> float | None:
     if not run_secs:
         return None
     secs = [float(s) for s in run_secs]
+    if not all(np.isfinite(secs)):
+        return None
     med = float(np.median(secs))
-    return med if np.isfinite(med) and 0 < med < FAILED_RUN_SECS else None
+    return med if 0 < med < FAILED_RUN_SECS else None
 
 
 def read_database(directory: str | os.PathLike, include_unmeasured: bool = False) -> ReadReport:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..atomic_io import write_json_atomic
 from ..errors import UserError
-from .collect import MANIFEST, TASK_FILE
+from .layout import MANIFEST, TASK_FILE
 from .reader import find_databases
 
 
@@ -63,7 +63,8 @@ def cross_model_split(tasks: list[TaskDir], held_out: list[str]) -> dict:
     if unknown:
         raise UserError(f"held-out network(s) {unknown} occur in no task; known tags: {sorted(tags)}")
     test_workloads = {t.workload for t in tasks if set(t.tags) & set(held_out)}
-    return _split("cross-model", {"held_out": list(held_out)}, tasks, lambda t: t.workload in test_workloads)
+    return split_by_predicate("cross-model", {"held_out": list(held_out)}, tasks,
+                              lambda t: t.workload in test_workloads)
 
 
 def cross_device_split(tasks: list[TaskDir], test_devices: list[str]) -> dict:
@@ -71,10 +72,12 @@ def cross_device_split(tasks: list[TaskDir], test_devices: list[str]) -> dict:
     unknown = [d for d in test_devices if d not in devices]
     if unknown:
         raise UserError(f"test device(s) {unknown} measured in no database; known: {sorted(devices)}")
-    return _split("cross-device", {"test_devices": list(test_devices)}, tasks, lambda t: t.device in test_devices)
+    return split_by_predicate("cross-device", {"test_devices": list(test_devices)}, tasks,
+                              lambda t: t.device in test_devices)
 
 
-def _split(kind: str, params: dict, tasks: list[TaskDir], is_test) -> dict:
+def split_by_predicate(kind: str, params: dict, tasks: list[TaskDir], is_test) -> dict:
+    """A split file's dict: test = the tasks ``is_test`` holds for, train = the others."""
     test = [t for t in tasks if is_test(t)]
     train = [t for t in tasks if not is_test(t)]
     if not test or not train:

@@ -1,16 +1,12 @@
-"""Compact-AST program features (see ``compact_ast.py``)."""
-from .compact_ast import (
-    FEATURE_DIM,
-    FEATURE_NAMES,
-    FEATURE_SCHEMA_VERSION,
-    CompactAST,
-    extract_compact_ast,
-    is_gpu_target,
-)
+"""Compact-AST program features: the tree walk (``compact_ast.py``), the leaf-feature schema
+(``schema.py``), buffer-access analysis (``buffer_access.py``), the cached featurizer and batching
+(``featurizer.py``) and the positional encoding."""
+from .compact_ast import CompactAST, extract_compact_ast, is_gpu_target
 from .featurizer import CompactASTFeaturizer, LeafBatch, collate
 from .positional_encoding import sinusoidal_encoding
+from .schema import FEATURE_DIM, FEATURE_NAMES, FEATURE_SCHEMA_VERSION, MAX_BUFFERS_PER_STORE
 
 __all__ = [
-    "FEATURE_DIM", "FEATURE_NAMES", "FEATURE_SCHEMA_VERSION", "CompactAST", "CompactASTFeaturizer", "LeafBatch",
-    "collate", "extract_compact_ast", "is_gpu_target", "sinusoidal_encoding",
+    "FEATURE_DIM", "FEATURE_NAMES", "FEATURE_SCHEMA_VERSION", "MAX_BUFFERS_PER_STORE", "CompactAST",
+    "CompactASTFeaturizer", "LeafBatch", "collate", "extract_compact_ast", "is_gpu_target", "sinusoidal_encoding",
 ]

@@ -35,52 +35,17 @@ import tvm
 from tvm import tirx
 from tvm.s_tir import stmt as s_stmt
 
-# Bump whenever the meaning or order of any feature changes: checkpoints record it and refuse a mismatch.
-FEATURE_SCHEMA_VERSION = "compact-ast-v1"
-
-MAX_BUFFERS_PER_STORE = 5
-ARITH_INTENSITY_SAMPLES = 10
-CACHE_LINE_BYTES = 64
-
-_OP_NAMES = (
-    "float_mad", "float_addsub", "float_mul", "float_divmod", "float_cmp", "float_math_func",
-    "float_other_func", "int_mad", "int_addsub", "int_mul", "int_divmod", "int_cmp", "int_math_func",
-    "int_other_func", "bool_op", "select_op",
-)
-# Where the innermost loop of a kind sits, as in Ansor's BufferAccessFeature/ForKindFeature.
-_POSITIONS = ("none", "inner_spatial", "middle_spatial", "outer_spatial", "inner_reduce", "middle_reduce",
-              "outer_reduce", "mixed")
-_LOOP_KINDS = ("vectorize", "unroll", "parallel")
-_THREAD_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z", "vthread")
-_BUFFER_FIELDS = (
-    "acc_read", "acc_write", "acc_readwrite", "bytes", "unique_bytes", "lines", "unique_lines",
-    "reuse_loop_multiple_read", "reuse_serial_multiple_readwrite", "reuse_none", "reuse_dis_iter",
-    "reuse_dis_bytes", "reuse_ct", "bytes_d_reuse_ct", "unique_bytes_d_reuse_ct", "lines_d_reuse_ct",
-    "unique_lines_d_reuse_ct", "stride",
+from .buffer_access import Access, BufferInfo, buffer_rows
+from .schema import (
+    AI0,
+    ARITH_INTENSITY_SAMPLES,
+    BUF0,
+    COL,
+    FEATURE_DIM,
+    MAX_BUFFERS_PER_STORE,
+    slog,
 )
 
-
-def _feature_names() -> tuple[str, ...]:
-    names = list(_OP_NAMES)
-    for kind in _LOOP_KINDS:
-        names += [f"{kind}_num", f"{kind}_prod", f"{kind}_len"] + [f"{kind}_pos_{p}" for p in _POSITIONS]
-    names += ["is_gpu"] + [f"thread_{t}_len" for t in _THREAD_TAGS]
-    for b in range(MAX_BUFFERS_PER_STORE):
-        names += [f"buf{b}_{f}" for f in _BUFFER_FIELDS]
-    names += [f"arith_intensity_{i}" for i in range(ARITH_INTENSITY_SAMPLES)]
-    names += ["alloc_size", "alloc_prod", "alloc_outer_prod", "outer_prod_d_alloc_outer_prod"]
-    names += ["outer_prod", "num_loops", "auto_unroll_max_step"]
-    # CDMPP-specific per-leaf facts that a per-buffer extractor cannot see.
-    names += ["is_constant_store", "scope_global", "scope_shared", "scope_local", "tree_depth",
-              "num_buffer_reads", "is_reduction_update"]
-    return tuple(names)
-
-
-FEATURE_NAMES = _feature_names()
-FEATURE_DIM = len(FEATURE_NAMES)
-_COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
-_BUF0 = _COL["buf0_acc_read"]
-_AI0 = _COL["arith_intensity_0"]
 
 # Node kinds of the tree (``CompactAST.node_kind``): root, one per ForKind, and leaf.
 NODE_ROOT, NODE_SERIAL, NODE_PARALLEL, NODE_VECTORIZED, NODE_UNROLLED, NODE_THREAD, NODE_STORE = range(7)
@@ -106,14 +71,6 @@ class CompactAST:
     @property
     def n_nodes(self) -> int:
         return int(self.parent.shape[0])
-
-
-def slog(x: float) -> float:
-    return math.copysign(math.log2(abs(x) + 1.0), x)
-
-
-def _slog_array(a: np.ndarray) -> np.ndarray:
-    return np.sign(a) * np.log2(np.abs(a) + 1.0)
 
 
 def _const_int(expr, default: int = 1) -> int:
@@ -156,7 +113,7 @@ class _Walker:
         self.alloc_depth: dict[int, int] = {}
         self.leaves: list[list[float]] = []
         self.leaf_node_ids: list[int] = []
-        self._buffer_cache: dict[int, _BufferInfo] = {}
+        self._buffer_cache: dict[int, BufferInfo] = {}
 
     # -- tree -----------------------------------------------------------------------------------
     def _new_node(self, kind: int, extent: int) -> int:
@@ -249,14 +206,14 @@ class _Walker:
                 out = _affine_add(out, self.affine(sub))
         return out
 
-    def _buffer_info(self, buf) -> "_BufferInfo":
+    def _buffer_info(self, buf) -> "BufferInfo":
         h = buf.__chandle__()
         info = self._buffer_cache.get(h)
         if info is None:
             dt = buf.dtype
             shape = [float(_const_int(x)) for x in buf.shape] or [1.0]
             row_major = [math.prod(shape[d + 1:]) for d in range(len(shape))]
-            info = _BufferInfo(h, dt.is_float, max(1, dt.bits * dt.lanes // 8), shape, row_major,
+            info = BufferInfo(h, dt.is_float, max(1, dt.bits * dt.lanes // 8), shape, row_major,
                                math.prod(shape), buf.scope())
             self._buffer_cache[h] = info
         return info
@@ -337,164 +294,91 @@ class _Walker:
 
         # Accesses: the write, then every read (each TensorLoad in the value).
         write_aff = [self.affine(i) for i in store.indices]
-        accesses = [_Access(winfo, write_aff, True, extents)]
+        accesses = [Access(winfo, write_aff, True, extents)]
         for ld in read_loads:
-            accesses.append(_Access(self._buffer_info(ld.source), [self.affine(i) for i in ld.indices], False, extents))
+            accesses.append(Access(self._buffer_info(ld.source), [self.affine(i) for i in ld.indices], False, extents))
         spatial_loops = {k for aff in write_aff for k, v in aff.items() if v != 0.0}
 
-        # Loop kinds (vectorize, unroll, parallel) and thread bindings.
-        for k_i, for_kind in enumerate((2, 3, 1)):
-            idx = [i for i, lp in enumerate(loops) if lp[2] == for_kind]
-            col = 16 + 11 * k_i
-            if not idx:
-                f[col + 3] = 1.0  # position "none"
-                continue
-            inner = idx[-1]
-            f[col] = slog(len(idx))
-            f[col + 1] = slog(math.prod(extents[i] for i in idx))
-            f[col + 2] = slog(extents[inner])
-            where = 0 if inner == n - 1 else (2 if inner == 0 else 1)
-            f[col + 4 + where + (0 if inner in spatial_loops else 3)] = 1.0
-        f[_COL["is_gpu"]] = 1.0 if self.is_gpu else 0.0
-        for lp in loops:
-            if lp[3]:
-                col = _COL.get("thread_vthread_len" if lp[3].startswith("vthread") else f"thread_{lp[3]}_len")
-                if col is not None:
-                    f[col] = slog(lp[1])
+        _loop_kind_features(f, loops, extents, spatial_loops)
+        f[COL["is_gpu"]] = 1.0 if self.is_gpu else 0.0
 
         # Buffer access features, one row per distinct buffer, sorted by (lines, bytes) descending.
-        rows = _buffer_rows(accesses, extents)
+        rows = buffer_rows(accesses, extents)
         rows.sort(key=lambda r: (r[5], r[3]), reverse=True)
         for b, row in enumerate(rows[:MAX_BUFFERS_PER_STORE]):
-            f[_BUF0 + 18 * b:_BUF0 + 18 * (b + 1)] = row
+            f[BUF0 + 18 * b:BUF0 + 18 * (b + 1)] = row
 
-        # Arithmetic intensity curve: flops over unique bytes within the innermost j loops, j = 1..n,
-        # sampled at ARITH_INTENSITY_SAMPLES evenly spaced depths.
         if n and not is_constant:
-            flops_per_iter = sum(ops)
-            ai, inner_prod = [], 1.0
-            for j in range(n):
-                inner_prod *= extents[n - 1 - j]
-                uniq = sum(a.unique_by_depth[j] * a.buf.elem_bytes for a in accesses)
-                ai.append(flops_per_iter * inner_prod / max(uniq, 1.0))
-            for s_i in range(ARITH_INTENSITY_SAMPLES):
-                x = s_i * (n - 1) / (ARITH_INTENSITY_SAMPLES - 1)
-                lo = int(x)
-                hi = min(lo + 1, n - 1)
-                f[_AI0 + s_i] = slog(ai[lo] + (ai[hi] - ai[lo]) * (x - lo))
-
-        # Allocation of the written buffer, when this program allocates it.
+            _arith_intensity_features(f, sum(ops), accesses, extents)
         alloc_depth = self.alloc_depth.get(winfo.handle)
         if alloc_depth is not None:
-            size = winfo.size * winfo.elem_bytes
-            alloc_outer = math.prod(extents[:alloc_depth])
-            f[_COL["alloc_size"]] = slog(size)
-            f[_COL["alloc_prod"]] = slog(size * alloc_outer)
-            f[_COL["alloc_outer_prod"]] = slog(alloc_outer)
-            f[_COL["outer_prod_d_alloc_outer_prod"]] = slog(outer_prod / alloc_outer)
+            _allocation_features(f, winfo, math.prod(extents[:alloc_depth]), outer_prod)
 
-        f[_COL["outer_prod"]] = slog(outer_prod)
-        f[_COL["num_loops"]] = slog(n)
-        f[_COL["auto_unroll_max_step"]] = slog(max((lp[4] for lp in loops), default=0))
+        f[COL["outer_prod"]] = slog(outer_prod)
+        f[COL["num_loops"]] = slog(n)
+        f[COL["auto_unroll_max_step"]] = slog(max((lp[4] for lp in loops), default=0))
 
         scope = winfo.scope
-        f[_COL["is_constant_store"]] = 1.0 if is_constant else 0.0
-        f[_COL["scope_global"]] = 1.0 if scope == "global" else 0.0
-        f[_COL["scope_shared"]] = 1.0 if scope.startswith("shared") else 0.0
-        f[_COL["scope_local"]] = 1.0 if scope != "global" and not scope.startswith("shared") else 0.0
-        f[_COL["tree_depth"]] = slog(depth)
-        f[_COL["num_buffer_reads"]] = slog(len(read_loads))
-        f[_COL["is_reduction_update"]] = 1.0 if any(a.buf.handle == winfo.handle for a in accesses[1:]) else 0.0
+        f[COL["is_constant_store"]] = 1.0 if is_constant else 0.0
+        f[COL["scope_global"]] = 1.0 if scope == "global" else 0.0
+        f[COL["scope_shared"]] = 1.0 if scope.startswith("shared") else 0.0
+        f[COL["scope_local"]] = 1.0 if scope != "global" and not scope.startswith("shared") else 0.0
+        f[COL["tree_depth"]] = slog(depth)
+        f[COL["num_buffer_reads"]] = slog(len(read_loads))
+        f[COL["is_reduction_update"]] = 1.0 if any(a.buf.handle == winfo.handle for a in accesses[1:]) else 0.0
         return f
 
 
-@dataclass
-class _BufferInfo:
-    handle: int
-    is_float: bool
-    elem_bytes: int
-    shape: list[float]
-    row_major: list[float]  # element stride of each dimension
-    size: float  # number of elements
-    scope: str
+# Steps of ``_Walker._leaf_features`` that fill one group of a leaf's features ``f`` in place.
+
+def _loop_kind_features(f: list[float], loops: list, extents: list[float], spatial_loops: set) -> None:
+    """Loop kinds (vectorize, unroll, parallel: number, extent product, innermost length and where the
+    innermost one sits) and thread-binding extents."""
+    n = len(loops)
+    for k_i, for_kind in enumerate((2, 3, 1)):
+        idx = [i for i, lp in enumerate(loops) if lp[2] == for_kind]
+        col = 16 + 11 * k_i
+        if not idx:
+            f[col + 3] = 1.0  # position "none"
+            continue
+        inner = idx[-1]
+        f[col] = slog(len(idx))
+        f[col + 1] = slog(math.prod(extents[i] for i in idx))
+        f[col + 2] = slog(extents[inner])
+        where = 0 if inner == n - 1 else (2 if inner == 0 else 1)
+        f[col + 4 + where + (0 if inner in spatial_loops else 3)] = 1.0
+    for lp in loops:
+        if lp[3]:
+            col = COL.get("thread_vthread_len" if lp[3].startswith("vthread") else f"thread_{lp[3]}_len")
+            if col is not None:
+                f[col] = slog(lp[1])
 
 
-class _Access:
-    """One access of a buffer by a store, analysed against the store's loop stack."""
-
-    __slots__ = ("buf", "is_write", "loop_stride", "unique_by_depth")
-
-    def __init__(self, buf: _BufferInfo, aff: list, is_write: bool, extents: list[float]):
-        n = len(extents)
-        # Flattened element stride of each loop, and how far each dimension's index spans within the
-        # innermost j loops (touched extent = 1 + span, capped by the dimension's size).
-        self.loop_stride = [0.0] * n
-        spans = []
-        for d, a in enumerate(aff[: len(buf.shape)]):
-            span = [0.0] * n
-            for li, c in a.items():
-                c = abs(c)
-                self.loop_stride[li] += c * buf.row_major[d]
-                span[n - 1 - li] = c * (extents[li] - 1.0)
-            spans.append(span)
-        unique = [1.0] * n
-        for d, span in enumerate(spans):
-            size, acc = buf.shape[d], 1.0
-            for j in range(n):
-                acc += span[j]
-                unique[j] *= acc if acc < size else size
-        self.buf, self.is_write, self.unique_by_depth = buf, is_write, unique
-
-
-def _buffer_rows(accesses: list[_Access], extents: list[float]) -> list[list[float]]:
-    """The 18 buffer-access features of every distinct buffer a store touches."""
+def _arith_intensity_features(f: list[float], flops_per_iter: float, accesses: list[Access],
+                              extents: list[float]) -> None:
+    """Arithmetic intensity curve: flops over unique bytes within the innermost j loops, j = 1..n,
+    sampled at ARITH_INTENSITY_SAMPLES evenly spaced depths."""
     n = len(extents)
-    by_buffer: dict[int, list[_Access]] = {}
-    for a in accesses:
-        by_buffer.setdefault(a.buf.handle, []).append(a)
-    total_iters = math.prod(extents)
-    rows = []
-    for accs in by_buffer.values():
-        buf = accs[0].buf
-        elem_bytes = buf.elem_bytes
-        writes = any(a.is_write for a in accs)
-        reads = any(not a.is_write for a in accs)
-        row = [0.0] * 18
-        row[0 if not writes else (1 if not reads else 2)] = 1.0
-        strides = [max(a.loop_stride[i] for a in accs) for i in range(n)]
-        uniq_by_depth = [max(a.unique_by_depth[j] for a in accs) for j in range(n)] or [1.0]
-        # The buffer's stride is that of the innermost loop any of its accesses moves with;
-        # consecutive iterations of that loop share a cache line when the stride is small.
-        moving = [i for i in range(n) if strides[i] != 0.0]
-        stride = strides[moving[-1]] if moving else 0.0
-        inner_len = extents[moving[-1]] if moving else 1.0
-        per_line = max(1.0, CACHE_LINE_BYTES / (elem_bytes * stride)) if stride else inner_len
-        accesses_ct = total_iters * len(accs)
-        bytes_ = accesses_ct * elem_bytes
-        unique_bytes = uniq_by_depth[-1] * elem_bytes
-        lines = accesses_ct / min(per_line, inner_len)
-        unique_lines = max(1.0, unique_bytes / CACHE_LINE_BYTES)
-        # Reuse: the innermost non-trivial loop this buffer's index does not move with.
-        still = [i for i in range(n) if strides[i] == 0.0 and extents[i] > 1]
-        if still:
-            r = still[-1]
-            row[7] = 1.0
-            reuse_ct = extents[r]
-            reuse_dis_iter = math.prod(extents[r + 1:])
-            reuse_dis_bytes = uniq_by_depth[n - r - 2] * elem_bytes if r + 1 < n else float(elem_bytes)
-        elif len(accs) > 1:
-            row[8] = 1.0
-            reuse_ct, reuse_dis_iter, reuse_dis_bytes = float(len(accs)), 1.0, float(elem_bytes)
-        else:
-            row[9] = 1.0
-            reuse_ct, reuse_dis_iter, reuse_dis_bytes = 0.0, 0.0, 0.0
-        div = reuse_ct if reuse_ct > 0 else 1.0
-        row[3:7] = [slog(bytes_), slog(unique_bytes), slog(lines), slog(unique_lines)]
-        row[10:13] = [slog(reuse_dis_iter), slog(reuse_dis_bytes), slog(reuse_ct)]
-        row[13:17] = [slog(bytes_ / div), slog(unique_bytes / div), slog(lines / div), slog(unique_lines / div)]
-        row[17] = slog(stride)
-        rows.append(row)
-    return rows
+    ai, inner_prod = [], 1.0
+    for j in range(n):
+        inner_prod *= extents[n - 1 - j]
+        uniq = sum(a.unique_by_depth[j] * a.buf.elem_bytes for a in accesses)
+        ai.append(flops_per_iter * inner_prod / max(uniq, 1.0))
+    for s_i in range(ARITH_INTENSITY_SAMPLES):
+        x = s_i * (n - 1) / (ARITH_INTENSITY_SAMPLES - 1)
+        lo = int(x)
+        hi = min(lo + 1, n - 1)
+        f[AI0 + s_i] = slog(ai[lo] + (ai[hi] - ai[lo]) * (x - lo))
+
+
+def _allocation_features(f: list[float], winfo: BufferInfo, alloc_outer: float, outer_prod: float) -> None:
+    """Allocation of the written buffer, when this program allocates it (``alloc_outer``: extent product of
+    the loops around the allocation)."""
+    size = winfo.size * winfo.elem_bytes
+    f[COL["alloc_size"]] = slog(size)
+    f[COL["alloc_prod"]] = slog(size * alloc_outer)
+    f[COL["alloc_outer_prod"]] = slog(alloc_outer)
+    f[COL["outer_prod_d_alloc_outer_prod"]] = slog(outer_prod / alloc_outer)
 
 
 _OPERANDS_WITHOUT_OPS = (tirx.IntImm, tirx.FloatImm, tvm.ir.StringImm, tirx.Var)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import tvm_ffi
 
-from .compact_ast import FEATURE_DIM, CompactAST, extract_compact_ast
+from .compact_ast import CompactAST, extract_compact_ast
+from .schema import FEATURE_DIM
 
 
 @dataclass

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
+from sklearn.preprocessing import PowerTransformer
 
 METHODS = ("log", "box-cox")
 
@@ -27,8 +29,6 @@ class LabelTransform:
     def fit(cls, latencies: np.ndarray, method: str = "log") -> "LabelTransform":
         lat = _check_latencies(latencies)
         if method == "box-cox":
-            from sklearn.preprocessing import PowerTransformer
-
             pt = PowerTransformer(method="box-cox", standardize=True).fit(lat.reshape(-1, 1))
             lmbda = float(pt.lambdas_[0])
             z = _box_cox(lat, lmbda)
@@ -52,8 +52,6 @@ class LabelTransform:
     def inverse_torch(self, y):
         """``inverse`` for a torch tensor, differentiable (a loss on latency in seconds backpropagates
         through it). Same clamping of the Box-Cox base as ``inverse``."""
-        import torch
-
         z = y * self.std + self.mean
         if self.method == "box-cox" and abs(self.lmbda) > 1e-12:
             return torch.pow(torch.clamp(z * self.lmbda + 1.0, min=1e-12), 1.0 / self.lmbda)

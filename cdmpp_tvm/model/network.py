@@ -25,7 +25,7 @@ from torch import nn
 
 from ..device import DEVICE_DESCRIPTOR_DIM
 from ..features import FEATURE_DIM, sinusoidal_encoding
-from ..features.compact_ast import FEATURE_NAMES, MAX_BUFFERS_PER_STORE
+from ..features.schema import FEATURE_NAMES, MAX_BUFFERS_PER_STORE
 
 # Raw leaf-feature columns whose 2^x - 1 (they are slog values) are operation counts and bytes accessed.
 _FLOAT_OP_COLUMNS = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("float_")]
@@ -123,16 +123,11 @@ class CDMPPNet(nn.Module):
         self.work_mean.fill_(float(work_mean))
         self.work_scale.fill_(1.0 / float(label_std))
 
-    def embedding(self, features: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
-                  device: torch.Tensor | None = None) -> torch.Tensor:
-        """features (B, L, F), positions (B, L) int, mask (B, L) bool (True = real leaf),
-        device (B, device_dim) or None -> program embedding (B, embed_dim), plus the device embedding."""
-        return self.embeddings(features, positions, mask, device)[1]
-
     def embeddings(self, features: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
                    device: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (device-free program embedding, program embedding + device embedding), each (B, embed_dim);
-        the same tensor twice when ``device`` is None."""
+        """features (B, L, F), positions (B, L) int, mask (B, L) bool (True = real leaf), device
+        (B, device_dim) or None -> (device-free program embedding, program embedding + device embedding),
+        each (B, embed_dim); the same tensor twice when ``device`` is None."""
         x = (features - self.feature_mean) / self.feature_std
         x = self.input_proj(x) + sinusoidal_encoding(positions, self.cfg.d_model)
         x = self.norm(self.encoder(x, src_key_padding_mask=~mask))

@@ -47,7 +47,7 @@ def list_suites() -> list[str]:
 
 def load_suite(path_or_name: str | Path, target: tvm.target.Target) -> list[Task]:
     """All tasks of a suite, structurally equal tasks merged (see module docstring)."""
-    path = _resolve(path_or_name)
+    path = resolve_suite_path(path_or_name)
     spec = _parse(path)
     tasks: list[Task] = []
     for entry in spec.get("operators", []):
@@ -92,7 +92,7 @@ def _operator_entry_task(entry: str, suite_path: Path) -> Task:
     return operator_task(entry)
 
 
-def _resolve(path_or_name: str | Path) -> Path:
+def resolve_suite_path(path_or_name: str | Path) -> Path:
     """An existing file path, else a suite in SUITES_DIR named by its bare name ("ci-tiny" or "ci-tiny.yaml")."""
     path = Path(path_or_name)
     if path.is_file():

@@ -14,17 +14,22 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+import tvm
 
-from .atomic_io import atomic_path
-from .errors import UserError
-from .device import DEVICE_SCHEMA_VERSION
-from .features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
-from .model import CDMPPNet, LabelTransform, ModelConfig
+from ..atomic_io import atomic_path
+from ..data.dataset import TrainingData
+from ..device import DEVICE_SCHEMA_VERSION, device_name
+from ..errors import UserError
+from ..features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
+from .inference import default_torch_device, predict_transformed
+from .label_transform import LabelTransform
+from .network import CDMPPNet, ModelConfig
 
 FORMAT = "cdmpp-tvm-checkpoint"
 FORMAT_VERSION = 1
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 _REQUIRED = ("format", "format_version", "feature_schema", "device_schema", "model_config", "state_dict",
              "label_transform", "device")
 
@@ -49,10 +54,6 @@ class Checkpoint:
         """Predicted latency in seconds, (N,) float64, of N compact ASTs. ``device_vec``: the descriptor
         of the device to predict for, (D,) for all or (N, D) per program; None = the checkpoint's own
         training device. ``device``: torch device ("auto" = CUDA when available)."""
-        import numpy as np
-
-        from .model.inference import default_torch_device, predict_transformed
-
         if device_vec is None and self.device.get("descriptor"):
             device_vec = np.asarray(self.device["descriptor"], dtype=np.float32)
         torch_device = default_torch_device(device)
@@ -65,6 +66,14 @@ def _non_finite_tensors(state_dict: dict) -> list[str]:
     """Names of the floating-point tensors of a state dict that hold NaN or infinity."""
     return [k for k, v in state_dict.items()
             if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def device_entry(targets: list[str], data: TrainingData) -> dict:
+    """A checkpoint's ``device`` entry for a model trained on ``data`` measured on ``targets`` (target
+    JSON strings): the device names, the targets, and the descriptor of the first program's device."""
+    names = sorted({device_name(tvm.target.Target(t)) for t in targets})
+    return {"name": ", ".join(names), "targets": list(targets),
+            "descriptor": data.device[0].tolist() if data.device is not None else []}
 
 
 def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: LabelTransform, device: dict,
@@ -155,8 +164,6 @@ def list_pretrained() -> list[str]:
 
 def pretrained_for_target(target) -> str | None:
     """Name of the bundled checkpoint for a target: same kind, preferring the same device name."""
-    from .device import device_name
-
     kind, name = target.kind.name, device_name(target)
     candidates = [(n, e) for n, e in pretrained_index().items() if e.get("target_kind") == kind]
     if not candidates:

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
-from .model import ModelConfig
-from .model.training import TrainConfig
+from ..atomic_io import write_text_atomic
+from ..data.splits import read_split
+from ..errors import UserError
+from ..model import ModelConfig
+from .config import TrainConfig
 
 # Inside the package (a link to the repository's configs/ in a checkout, a copy in a wheel): an installed
 # cdmpp-tvm finds its default configs wherever it runs.
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 class ConfigError(UserError):
@@ -101,8 +103,6 @@ class TrainJob:
         if self.databases:
             return [Path(d) for d in self.databases]
         if self.split:
-            from .data.splits import read_split
-
             try:
                 return read_split(self.split, self.split_root)[0]
             except (OSError, ValueError) as e:
@@ -112,8 +112,6 @@ class TrainJob:
 
     def target_domain_dirs(self) -> list[Path]:
         if self.target_domain_databases == SPLIT_TEST:
-            from .data.splits import read_split
-
             return read_split(self.split, self.split_root)[1]
         return [Path(d) for d in self.target_domain_databases]
 
@@ -194,7 +192,5 @@ def load_train_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
 
 def write_train_config(job: TrainJob, path: str | Path, header: str = "") -> None:
     """Write ``job`` as a training YAML that ``cdmpp-tvm train --config`` reads (atomically)."""
-    from .atomic_io import write_text_atomic
-
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(job.to_yaml_dict(), sort_keys=False)
     write_text_atomic(path, text)

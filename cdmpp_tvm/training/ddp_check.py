@@ -1,6 +1,6 @@
 """Self-check of data-parallel training on tiny synthetic programs (no TVM database needed):
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 -m cdmpp_tvm.model.training_ddp_check --out DIR
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m cdmpp_tvm.training.ddp_check --out DIR
 
 Every rank trains the same small model and writes ``DIR/rank<R>.json`` with a SHA-256 of its final weights,
 its training-loss curve, the world size and how many programs it processed. Ranks that really trained
@@ -17,9 +17,11 @@ import sys
 import numpy as np
 import torch
 
+from ..data.dataset import TrainingData
 from ..features import FEATURE_DIM, CompactAST
-from .network import ModelConfig
-from .training import TrainConfig, TrainingData, train
+from ..model import ModelConfig
+from .config import TrainConfig
+from .loop import train
 
 TINY_MODEL = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, embed_dim=32, regressor_hidden=[32])
 

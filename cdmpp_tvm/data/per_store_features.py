@@ -13,7 +13,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
-from ..data.reader import MeasuredRecord
+from .reader import MeasuredRecord
 
 
 class PerStoreRecordFeaturizer:

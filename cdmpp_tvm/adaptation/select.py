@@ -12,36 +12,31 @@ one whose schedules lie nearest to a centroid on average) and clusters flattened
 features; here single programs are picked, across tasks, by the model's own embedding, so a budget of
 N measures exactly N programs.
 
-A selection directory (``write_selection``) is what ``cdmpp-tvm collect --from-selection DIR`` measures:
-
-* ``selection.json``: ``{"format": "cdmpp-tvm-selection", "version": 1, "method", "budget", "seed",
-  "device": {"name", "descriptor", "spec"}, "target", "checkpoint", "per_task_candidates", "n_selected",
-  "tasks": {dir: {"name", "tags", "weights", "weight", "workload", "candidates", "selected"}}, "created"}``
-  (written last: a directory without it is not a selection);
-* one standard MetaSchedule JSON database per task with selected programs, ``<dir>/database_{workload,
-  tuning_record}.json``, whose records hold the programs' traces with ``run_secs`` null: *not measured*
-  (``cdmpp_tvm.data.reader`` counts them as unmeasured, never as failures).
+The selection directory format is in ``cdmpp_tvm.data.selection_files``.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+import tvm_ffi
+from sklearn.cluster import KMeans
+from tqdm import tqdm
 
-from .atomic_io import write_json_atomic
-from .errors import UserError
+from tvm_patches.candidates import sample_candidates
+from tvm_patches.quiet_logging import quiet_metaschedule_logging
+from tvm_patches.tensor_intrin import register_tensor_intrinsics
 
-SELECTION_FILE = "selection.json"
-SELECTION_FORMAT = "cdmpp-tvm-selection"
-SELECTION_VERSION = 1
+from ..data.manifest import target_json
+from ..data.selection_files import SELECTION_FORMAT, SELECTION_VERSION, SelectionError, write_selection
+from ..device import DeviceSpec, device_descriptor, device_for_target, device_name, get_device
+from ..errors import UserError
+from ..features import CompactASTFeaturizer, is_gpu_target
+from ..model.inference import default_torch_device, predict_transformed
+
 METHODS = ("kmeans", "random")
-
-
-class SelectionError(UserError):
-    """A selection directory that is missing, incomplete or not a selection."""
 
 
 # ------------------------------------------------------------------------------------------ choosing points
@@ -51,8 +46,6 @@ def kmeans_select(X: np.ndarray, budget: int, seed: int = 0) -> np.ndarray:
     random_state=seed), then per cluster (largest first) its member nearest to the centre. A cluster
     left without an unpicked member (duplicate points make empty clusters) takes the unpicked point
     nearest to its centre, so the result always has ``budget`` distinct indices."""
-    from sklearn.cluster import KMeans
-
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
     _check_budget(budget, n)
@@ -80,14 +73,6 @@ def random_select(n: int, budget: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=budget, replace=False))
 
 
-def select_indices(X: np.ndarray, budget: int, method: str = "kmeans", seed: int = 0) -> np.ndarray:
-    if method == "kmeans":
-        return kmeans_select(X, budget, seed)
-    if method == "random":
-        return random_select(len(X), budget, seed)
-    raise UserError(f"selection method must be one of {METHODS}, got {method!r}")
-
-
 def coverage_distance(X: np.ndarray, chosen: np.ndarray, chunk: int = 4096) -> float:
     """Mean over all points of the distance to the nearest chosen point: how well the chosen points
     represent the whole set (lower = better covered)."""
@@ -108,17 +93,17 @@ def _check_budget(budget: int, n: int) -> None:
                          "more candidates per task (--per-task-candidates)")
 
 
+
 # -------------------------------------------------------------------------------------------- embeddings
 
 def embed_programs(checkpoint, asts: list, device_vec: np.ndarray | None, batch_size: int = 1024,
                    device: str = "auto") -> np.ndarray:
     """(N, embed_dim) embeddings (program + device embedding of ``device_vec``) of compact ASTs."""
-    from .model.inference import default_torch_device, predict_transformed
-
     torch_device = default_torch_device(device)
     checkpoint.model.to(torch_device)
     _, z = predict_transformed(checkpoint.model, asts, device_vec, batch_size, torch_device, want_embedding=True)
     return z
+
 
 
 # ---------------------------------------------------------------------------------------------- select
@@ -132,16 +117,6 @@ def select_programs(checkpoint, tasks: list, target, budget: int, out_dir: str |
 
     ``checkpoint``: a loaded ``Checkpoint``; ``device_spec``: the device table entry (or name) the
     selection is for, default ``device_for_target(target)``; its descriptor is what the embeddings use."""
-    import tvm_ffi
-    from tqdm import tqdm
-
-    from tvm_patches.candidates import sample_candidates
-    from tvm_patches.quiet_logging import quiet_metaschedule_logging
-    from tvm_patches.tensor_intrin import register_tensor_intrinsics
-
-    from .device import DeviceSpec, device_descriptor, device_for_target, device_name, get_device
-    from .features import CompactASTFeaturizer, is_gpu_target
-
     if method not in METHODS:
         raise UserError(f"selection method must be one of {METHODS}, got {method!r}")
     out = Path(out_dir)
@@ -184,75 +159,7 @@ def select_programs(checkpoint, tasks: list, target, budget: int, out_dir: str |
         "device": {"name": spec.name if isinstance(spec, DeviceSpec) else device_name(target),
                    "descriptor": [float(x) for x in device_vec],
                    "spec": spec.to_dict() if isinstance(spec, DeviceSpec) else None},
-        "target": _target_json(target), "checkpoint": str(getattr(checkpoint, "path", "") or ""),
+        "target": target_json(target), "checkpoint": str(getattr(checkpoint, "path", "") or ""),
         "n_selected": int(len(chosen)), "tasks": {}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_selection(out, tasks, per_task, picked, target, selection)
     return selection
-
-
-def write_selection(out: Path, tasks: list, per_task: list[list], picked: dict[int, list[int]], target,
-                    selection: dict) -> None:
-    """Write one database per task with picked programs (records not measured: run_secs null), then
-    ``selection.json`` (last, atomically)."""
-    from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.utils import shash2hex
-
-    from .data.collect import task_dir_name
-
-    out.mkdir(parents=True, exist_ok=True)
-    for t, task in enumerate(tasks):
-        js = picked.get(t, [])
-        entry = {"name": task.name, "tags": list(task.tags), "weights": dict(task.weights), "weight": task.weight,
-                 "workload": shash2hex(task.mod), "candidates": len(per_task[t]), "selected": len(js)}
-        selection["tasks"][task_dir_name(task)] = entry
-        if not js:
-            continue
-        work = out / task_dir_name(task)
-        work.mkdir(parents=True, exist_ok=True)
-        db = ms.database.JSONDatabase(work_dir=str(work))
-        wl = db.commit_workload(task.mod)
-        for j in js:
-            c = per_task[t][j]
-            db.commit_tuning_record(ms.database.TuningRecord(trace=c.sch.trace, workload=wl, run_secs=None,
-                                                             target=target, args_info=c.args_info))
-    write_json_atomic(out / SELECTION_FILE, selection)
-
-
-def read_selection(directory: str | os.PathLike) -> dict:
-    """The ``selection.json`` of a selection directory, checked: raises ``SelectionError`` naming what is
-    wrong (missing directory or file, not JSON, another format, a task database missing)."""
-    from .data.reader import RECORD_FILE, WORKLOAD_FILE
-
-    d = Path(directory)
-    if not d.is_dir():
-        raise SelectionError(f"selection directory {d} does not exist (make one with cdmpp-tvm select)")
-    path = d / SELECTION_FILE
-    if not path.is_file():
-        raise SelectionError(f"{d} is not a selection: no {SELECTION_FILE} (make one with cdmpp-tvm select; an "
-                             "interrupted select leaves no selection.json)")
-    try:
-        sel = json.loads(path.read_text())
-    except ValueError as e:
-        raise SelectionError(f"{path}: not valid JSON: {e}") from e
-    if not isinstance(sel, dict) or sel.get("format") != SELECTION_FORMAT:
-        raise SelectionError(f"{path}: not a cdmpp-tvm selection (format is not {SELECTION_FORMAT!r})")
-    if sel.get("version") != SELECTION_VERSION:
-        raise SelectionError(f"{path}: selection version {sel.get('version')}, this cdmpp-tvm reads {SELECTION_VERSION}")
-    for key in ("method", "budget", "target", "tasks"):
-        if key not in sel:
-            raise SelectionError(f"{path}: missing {key!r}")
-    for name, entry in sel["tasks"].items():
-        if not isinstance(entry, dict) or "selected" not in entry or "name" not in entry:
-            raise SelectionError(f"{path}: task {name!r} has no 'name'/'selected'")
-        if entry["selected"] > 0:
-            for f in (WORKLOAD_FILE, RECORD_FILE):
-                if not (d / name / f).is_file():
-                    raise SelectionError(f"{d / name}: {f} is missing; the selection is incomplete")
-    return sel
-
-
-def _target_json(target) -> dict | str:
-    try:
-        return json.loads(str(target))
-    except ValueError:
-        return str(target)

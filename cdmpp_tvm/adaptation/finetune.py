@@ -17,7 +17,7 @@ What it does (CDMPP section 4.2, with the regularizer of section 3.1):
   representation away from what the base learnt; the source latencies are not used;
 * BASE's label transform and feature scaler are kept (the fine-tuned model predicts on the same scales),
   every layer is trained (the original froze none), with a fresh AdamW and a short warm-up;
-* the loop is ``cdmpp_tvm.model.training.train`` (``source_domain=`` is its CMD input);
+* the loop is ``cdmpp_tvm.training.train`` (``source_domain=`` is its CMD input);
 * the output is a normal checkpoint whose ``device`` entry is the target device (name, targets,
   descriptor, ``finetuned_from``), loadable by ``CDMPPCostModel(checkpoint=...)``.
 """
@@ -30,10 +30,13 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
-from .errors import UserError
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .model import CDMPPNet, LabelTransform
-from .model.training import TrainConfig, TrainingData, evaluate, split_by_group, train
+from ..model.checkpoint import Checkpoint, device_entry, load_checkpoint, save_checkpoint
+from ..data.dataset import TrainingData, split_by_group
+from ..data.feature_cache import load_cached_training_data
+from ..errors import UserError
+from ..model import CDMPPNet, LabelTransform
+from ..model.inference import default_torch_device
+from ..training import TrainConfig, evaluate, train
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +106,6 @@ def finetune(base: Checkpoint, target: TrainingData, source: TrainingData | None
     total_steps = cfg.epochs * math.ceil(len(train_data) / cfg.batch_size)
     cfg = replace(cfg, val_fraction=0.0, seed=seed, warmup_steps=max(1, min(cfg.warmup_steps, total_steps // 10)))
     model = copy.deepcopy(base.model).cpu()
-    from .model.inference import default_torch_device
-
     dev = default_torch_device(cfg.device)
     base_val = evaluate(base.model.to(dev), val_data, base.label_transform, cfg, dev) if val_data is not None else None
     model, label_transform, history = train(train_data, model.cfg, cfg, model=model,
@@ -125,11 +126,6 @@ def finetune_databases(base: str | os.PathLike | Checkpoint, target_dirs: list, 
                        **config_overrides) -> FinetuneResult:
     """``finetune`` on the valid records of MetaSchedule databases (featurized through the feature cache)
     and write the result to the checkpoint ``out``. ``config_overrides``: TrainConfig fields."""
-    import tvm
-
-    from .data.feature_cache import load_cached_training_data
-    from .device import device_name
-
     ckpt = base if isinstance(base, Checkpoint) else load_checkpoint(base)
     target, facts = load_cached_training_data(list(target_dirs))
     if len(target) == 0:
@@ -143,10 +139,7 @@ def finetune_databases(base: str | os.PathLike | Checkpoint, target_dirs: list, 
         overrides["epochs"] = epochs
     cfg = default_finetune_config(ckpt, **overrides)
     result = finetune(ckpt, target, source, cfg)
-    names = sorted({device_name(tvm.target.Target(t)) for t in facts["targets"]})
-    device = {"name": ", ".join(names), "targets": facts["targets"],
-              "descriptor": target.device[0].tolist() if target.device is not None else [],
-              "finetuned_from": ckpt.device.get("name")}
+    device = device_entry(facts["targets"], target) | {"finetuned_from": ckpt.device.get("name")}
     info = {"finetune": {"base": ckpt.path, "base_device": ckpt.device.get("name"),
                          "target_databases": [str(d) for d in target_dirs],
                          "source_databases": [str(d) for d in source_dirs or []], **result.summary()},

@@ -22,10 +22,12 @@ import logging
 import math
 from pathlib import PurePosixPath
 
-from .config import TrainJob
-from .errors import UserError
-from .model import ModelConfig
-from .model.training import TrainConfig, TrainingData, split_by_group, train
+from ..data.dataset import TrainingData, split_by_group
+from ..errors import UserError
+from ..model import ModelConfig
+from .config import TrainConfig
+from .job import TrainJob
+from .loop import train
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def search_hparams(data: TrainingData, model_cfg: ModelConfig, train_cfg: TrainC
                    target_domain: TrainingData | None = None, prune: bool = True):
     """Run the search until the study has ``n_trials`` finished trials; return the ``optuna.Study``.
     ``data``: the training data (the validation tasks are split off it, as ``train`` does)."""
-    import optuna
+    import optuna  # lazy: a heavy import that only tune-hparams needs
 
     tr_idx, va_idx = split_by_group(data.groups, train_cfg.val_fraction, train_cfg.seed)
     if len(va_idx) == 0:
@@ -129,7 +131,7 @@ def best_job(study, base: TrainJob) -> TrainJob:
     """``base`` with the best trial's parameters (full ``epochs`` of the base, not the trial budget).
     Its ``out`` and ``state_path`` get a ``-tuned`` suffix: training it must neither overwrite the base
     run's checkpoint nor resume from the base run's training state (another model shape)."""
-    import optuna
+    import optuna  # lazy: a heavy import that only tune-hparams needs
 
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         raise ValueError(f"study {study.study_name}: no completed trial (all pruned or failed)")

@@ -1,0 +1,26 @@
+"""Search benchmark settings: the cost models it can compare, trial budgets, search settings, seeds."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+MODELS = ("cdmpp", "cdmpp-scratch", "xgb", "random")
+
+
+@dataclass
+class SearchBenchConfig:
+    models: tuple[str, ...] = ("cdmpp", "cdmpp-scratch", "xgb", "random")
+    trials: int = 256  # measured trials per task
+    trials_per_iter: int = 32
+    population_size: int = 512
+    seeds: tuple[int, ...] = (0, 1)
+    checkpoint: str | None = None  # for "cdmpp"; None = the bundled checkpoint for the target
+    budgets: tuple[int, ...] = (64, 128, 256)  # trials per task at which the summary compares models
+
+    def __post_init__(self):
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise UserError(f"unknown model(s) {unknown}; valid: {', '.join(MODELS)}")
+        if self.trials < 1 or self.trials_per_iter < 1:
+            raise UserError("trials and trials_per_iter must be >= 1")

@@ -1,0 +1,52 @@
+"""``cdmpp-tvm bench-search``: best latency found vs measured trials, for several cost models
+(``cdmpp_tvm.bench``; ``benchmarks/search.py`` runs the same command)."""
+from __future__ import annotations
+
+from ..bench import SearchBenchConfig, run_benchmark, summary_markdown
+from ..workloads import load_tasks
+from .common import TARGET_HELP, cli_target, positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench-search", help="best latency vs trials for several cost models (see benchmarks/search.py)")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p) -> None:
+    """Arguments of ``cdmpp-tvm bench-search`` (shared with benchmarks/search.py)."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workload", action="append",
+                     help="operator or network name, or a TVMScript .py file (repeatable)")
+    src.add_argument("--suite", help="suite name in configs/workloads or a YAML path")
+    p.add_argument("--models", nargs="+", default=["cdmpp", "cdmpp-scratch", "xgb", "random"],
+                   help="cost models to compare: cdmpp cdmpp-scratch xgb random")
+    p.add_argument("--trials", type=positive_int, default=256, help="measured trials per task (default 256)")
+    p.add_argument("--budgets", type=positive_int, nargs="+", default=[64, 128, 256],
+                   help="trials per task at which the summary compares models")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--trials-per-iter", type=positive_int, default=32)
+    p.add_argument("--population-size", type=positive_int, default=512)
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint of the 'cdmpp' model (default: bundled for the target)")
+    p.add_argument("--target", default="host", help=TARGET_HELP)
+    p.add_argument("--out", required=True, help="results directory (resumed if it exists)")
+    p.add_argument("--report-only", action="store_true",
+                   help="tune nothing: write the report of the runs already finished in --out (tasks that not "
+                        "every model and seed has finished are left out and listed)")
+
+
+
+def run(args) -> int:
+    target = cli_target(args.target)
+    tasks = load_tasks([args.suite] if args.suite else args.workload, target)
+    budgets = tuple(b for b in args.budgets if b <= args.trials) or (args.trials,)
+    cfg = SearchBenchConfig(models=tuple(args.models), trials=args.trials, trials_per_iter=args.trials_per_iter,
+                            population_size=args.population_size, seeds=tuple(args.seeds), checkpoint=args.checkpoint,
+                            budgets=budgets)
+    runs = len(tasks) * len(cfg.models) * len(cfg.seeds)
+    print(f"Search benchmark: {len(tasks)} task(s) x {len(cfg.models)} models x {len(cfg.seeds)} seeds = {runs} runs "
+          f"of {cfg.trials} trials on {target} -> {args.out}", flush=True)
+    report = run_benchmark(tasks, target, cfg, args.out, run_missing=not args.report_only)
+    print(summary_markdown(report))
+    return 0

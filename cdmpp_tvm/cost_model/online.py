@@ -1,0 +1,188 @@
+"""What ``CDMPPCostModel`` learns from measurements while it tunes.
+
+* ``ReplayBuffer``: the measured programs (compact AST, latency or None for a failed run, task key),
+  and the one rule that turns a failure into a label: ``failure_latency_factor`` x the slowest valid
+  latency measured for that task (no label while the task has none).
+* ``Guard``: moving average of the pairwise ranking accuracy of the online model and the pretrained
+  ("anchor") model on fresh batches; predictions come from whichever ranks fresh measurements better.
+* ``LatencyCalibration``: per model and task, exp(median log(measured / predicted)), the factor that
+  ``predict_latency`` applies (the ranking, hence the scores, never changes).
+* ``train_online_steps``: the bounded online training of one ``update`` call.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..features import CompactAST
+from ..model import CDMPPNet
+from ..model.inference import to_tensors
+from ..model.losses import regression_loss
+
+logger = logging.getLogger("cdmpp_tvm.cost_model")
+
+
+@dataclass
+class OnlineConfig:
+    enabled: bool = True
+    lr: float = 2e-4
+    max_steps_per_update: int = 32
+    time_budget_s: float = 2.0  # per update() call
+    batch_size: int = 128
+    rank_loss_weight: float = 1.0
+    buffer_size: int = 20_000  # measured programs kept for replay
+    failure_latency_factor: float = 2.0
+    guard_momentum: float = 0.7  # moving average of each model's ranking accuracy on fresh batches
+    calibration_window: int = 256  # latest fresh measurements per task that set its latency calibration
+
+
+# One measured program: (compact AST, latency in seconds or None for a failed run, task key).
+Item = tuple[CompactAST, "float | None", str]
+
+
+class ReplayBuffer:
+    """The latest ``capacity`` measured programs, oldest first."""
+
+    def __init__(self, capacity: int, failure_latency_factor: float):
+        self.items: list[Item] = []
+        self.capacity = capacity
+        self.failure_latency_factor = failure_latency_factor
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def extend(self, batch: list[Item]) -> None:
+        self.items.extend(batch)
+        if len(self.items) > self.capacity:
+            del self.items[: len(self.items) - self.capacity]
+
+    def labels(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``items`` that have a label, those labels in seconds): a valid latency is its own
+        label, a failure is factor x its task's slowest valid latency in the buffer, and a failure of a
+        task with no valid latency yet has no label (nothing to place it on)."""
+        worst: dict[str, float] = {}
+        for _, lat, task in self.items:
+            if lat is not None:
+                worst[task] = max(worst.get(task, 0.0), lat)
+        keep, lats = [], []
+        for i, (_, lat, task) in enumerate(items):
+            if lat is None:
+                if task not in worst:
+                    continue
+                lat = worst[task] * self.failure_latency_factor
+            keep.append(i)
+            lats.append(lat)
+        return np.asarray(keep, dtype=int), np.asarray(lats)
+
+
+class Guard:
+    """Which model to trust: the one whose predictions of fresh batches ranked them better (moving
+    average with ``momentum``); both start at 0.5, and a tie goes to the online model."""
+
+    def __init__(self, momentum: float):
+        self.momentum = momentum
+        self.accuracy = {"online": 0.5, "anchor": 0.5}
+
+    def track(self, online: np.ndarray, anchor: np.ndarray, labels: np.ndarray) -> None:
+        """Predictions of both models and the labels of the same fresh programs."""
+        if len(labels) < 2 or np.ptp(labels) == 0:
+            return
+        m = self.momentum
+        for name, pred in (("online", online), ("anchor", anchor)):
+            self.accuracy[name] = m * self.accuracy[name] + (1 - m) * pairwise_accuracy(pred, labels)
+
+    def prefers_anchor(self) -> bool:
+        return self.accuracy["anchor"] > self.accuracy["online"]
+
+
+class LatencyCalibration:
+    """log(measured / predicted) per model ("online", "anchor") and task; the anchor's from its predictions of
+    fresh batches (it is frozen, so they stay valid), the online model's recomputed after training."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self.residuals: dict[str, dict[str, list[float]]] = {"online": {}, "anchor": {}}
+
+    def add_anchor(self, batch: list[Item], anchor: np.ndarray) -> None:
+        for (_, lat, task), p in zip(batch, anchor):
+            if lat is not None and p > 0 and np.isfinite(p):
+                res = self.residuals["anchor"].setdefault(task, [])
+                res.append(float(np.log(lat / p)))
+                del res[: max(0, len(res) - self.window)]
+
+    def set_online(self, tasks: list[str], measured: list[float], predicted: np.ndarray) -> None:
+        residuals: dict[str, list[float]] = {}
+        for task, lat, p in zip(tasks, measured, predicted):
+            if p > 0 and np.isfinite(p):
+                residuals.setdefault(task, []).append(float(np.log(lat / p)))
+        self.residuals["online"] = residuals
+
+    def factor(self, name: str, task: str) -> float:
+        """exp(median log(measured / predicted)) of ``name``'s fresh predictions for ``task`` (all tasks when
+        this one has none yet; 1 when nothing was measured)."""
+        res = self.residuals[name]
+        values = res.get(task) or [r for v in res.values() for r in v[-self.window:]]
+        return float(np.exp(np.median(values))) if values else 1.0
+
+    def tasks(self) -> set[str]:
+        return set(self.residuals["online"]) | set(self.residuals["anchor"])
+
+
+def latest_valid_per_task(buffer: ReplayBuffer, window: int, max_items: int) -> list[tuple[str, CompactAST, float]]:
+    """(task, AST, latency) of the latest valid measurements: at most ``window`` per task, ``max_items`` in all."""
+    per_task: dict[str, list[tuple[CompactAST, float]]] = {}
+    n = 0
+    for ast, lat, task in reversed(buffer.items):
+        if n >= max_items:
+            break
+        if lat is not None and len(per_task.setdefault(task, [])) < window:
+            per_task[task].append((ast, lat))
+            n += 1
+    return [(task, ast, lat) for task, v in per_task.items() for ast, lat in v]
+
+
+def train_online_steps(model: CDMPPNet, opt: torch.optim.Optimizer, asts: list[CompactAST], y_all: torch.Tensor,
+                       gid_all: torch.Tensor, dev_vec, cfg: OnlineConfig, rng: np.random.Generator,
+                       torch_device: torch.device) -> tuple[int, float | None]:
+    """At most ``cfg.max_steps_per_update`` steps within ``cfg.time_budget_s`` on the labelled buffer
+    (``y_all``: transformed labels, ``gid_all``: task ids for the ranking loss). Half of every step's
+    batch is the newest measurements, so each update learns from them. A step whose loss is not finite is
+    not taken, and ends the update: -> (steps taken, the non-finite loss or None)."""
+    n_new = min(len(asts), 64)
+    deadline = time.perf_counter() + cfg.time_budget_s
+    steps, bad_loss = 0, None
+    model.train()
+    for _ in range(cfg.max_steps_per_update):
+        if time.perf_counter() > deadline:
+            break
+        k = min(cfg.batch_size, len(asts))
+        old = rng.choice(len(asts), size=max(0, k - n_new // 2), replace=len(asts) < k)
+        new = np.arange(len(asts) - n_new, len(asts))[rng.permutation(n_new)[: n_new // 2]]
+        idx = np.unique(np.concatenate([old, new]))
+        feats, pos, mask, dv = to_tensors([asts[i] for i in idx], dev_vec, torch_device)
+        pred, _ = model(feats, pos, mask, dv)
+        loss = regression_loss(pred, y_all[idx].to(torch_device), gid_all[idx].to(torch_device),
+                               cfg.rank_loss_weight)
+        if not torch.isfinite(loss):
+            # One NaN step would make every later prediction NaN: skip it, and the rest of this update.
+            bad_loss = loss.item()
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        steps += 1
+    model.eval()
+    return steps, bad_loss
+
+
+def pairwise_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
+    """Fraction of pairs with different true latency that the prediction orders correctly."""
+    dp = np.sign(pred[:, None] - pred[None, :])
+    dt = np.sign(true[:, None] - true[None, :])
+    valid = dt != 0
+    return float((dp[valid] == dt[valid]).mean()) if valid.any() else 0.5

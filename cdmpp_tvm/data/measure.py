@@ -1,0 +1,99 @@
+"""How programs are built and timed: the measurement settings, the builder and runner, and
+``measure_candidates`` (build + run a list of MeasureCandidates the way MetaSchedule's task scheduler does)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.utils import remove_build_dir
+
+from tvm_patches.fast_builder import make_builder
+
+from .reader import latency_of
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CollectConfig:
+    random_trials: int = 64
+    evolutionary_trials: int = 64
+    trials_per_iter: int = 32
+    population_size: int = 512
+    number: int = 1
+    repeat: int = 3
+    min_repeat_ms: int = 40
+    enable_cpu_cache_flush: bool = False
+    builder: str = "fast"  # "fast" (tvm_patches.fast_builder) or "default" (MetaSchedule's LocalBuilder)
+    build_timeout_s: float = 60.0
+    run_timeout_s: float = 30.0
+    seed: int = 0
+    # Give a task up when this many programs of its random phase all failed (None: never); see _CountResults.
+    give_up_after_failed: int | None = 32
+
+    def evaluator(self) -> ms.runner.EvaluatorConfig:
+        return ms.runner.EvaluatorConfig(number=self.number, repeat=self.repeat, min_repeat_ms=self.min_repeat_ms,
+                                         enable_cpu_cache_flush=self.enable_cpu_cache_flush)
+
+
+@dataclass
+class RPCSettings:
+    tracker_host: str
+    tracker_port: int
+    key: str
+    session_timeout_s: float = 60.0
+
+
+def collect_builder(cfg: CollectConfig):
+    if cfg.builder == "fast":
+        return make_builder(timeout_sec=cfg.build_timeout_s)
+    return ms.builder.LocalBuilder(timeout_sec=cfg.build_timeout_s)
+
+
+def collect_runner(cfg: CollectConfig, rpc: RPCSettings | None):
+    if rpc is None:
+        return ms.runner.LocalRunner(timeout_sec=cfg.run_timeout_s, evaluator_config=cfg.evaluator())
+    return ms.runner.RPCRunner(
+        rpc_config=ms.runner.RPCConfig(tracker_host=rpc.tracker_host, tracker_port=rpc.tracker_port,
+                                       tracker_key=rpc.key, session_timeout_sec=rpc.session_timeout_s),
+        evaluator_config=cfg.evaluator(), max_workers=1)
+
+
+def runner_device_type(target) -> str:
+    """RunnerInput's device type: "cpu" for llvm ("llvm" is refused), else the target kind."""
+    return "cpu" if target.kind.name == "llvm" else target.kind.name
+
+
+def measure_candidates(cands: list, target, builder, runner) -> list[tuple[list[float], str]]:
+    """Build and run MeasureCandidates as MetaSchedule's task scheduler does (BuilderInput ->
+    builder.build, RunnerInput -> runner.run, then the futures' results), removing the build artifacts.
+    -> per candidate (run_secs, "valid" | "build_failed" | "run_failed"), run_secs ``[1e10]`` on an error."""
+    failed = [1e10]  # what MetaSchedule stores for a build or run error
+    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in cands])
+    out: list[tuple[list[float], str] | None] = [None] * len(cands)
+    inputs, where = [], []
+    for i, (c, b) in enumerate(zip(cands, built)):
+        if b.error_msg is not None or b.artifact_path is None:
+            logger.debug("build failed: %s", str(b.error_msg)[-300:])
+            out[i] = (failed, "build_failed")
+        else:
+            inputs.append(ms.runner.RunnerInput(b.artifact_path, runner_device_type(target), c.args_info))
+            where.append(i)
+    try:
+        futures = runner.run(inputs) if inputs else []
+        for i, fut in zip(where, futures):
+            r = fut.result()
+            secs = None if r.run_secs is None else [float(s) for s in r.run_secs]
+            if r.error_msg is not None or latency_of(secs) is None:
+                logger.debug("run failed: %s", str(r.error_msg)[-300:])
+                out[i] = (failed, "run_failed")
+            else:
+                out[i] = (secs, "valid")
+    finally:
+        for i in where:
+            try:
+                remove_build_dir(built[i].artifact_path)
+            except OSError:
+                pass
+    return [o if o is not None else (failed, "run_failed") for o in out]
