@@ -2,6 +2,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
 
@@ -33,6 +34,8 @@ def test_collect_two_tasks_end_to_end(collected, host_target):
         state = json.loads((d / "task.json").read_text())
         assert state["status"] == "done" and state["tags"] == list(task.tags)
         assert state["phases"]["random"]["done"] and state["phases"]["evolutionary"]["done"]
+        # The evolutionary phase's XGB learnt the random phase's programs before searching.
+        assert state["phases"]["evolutionary"]["xgb_warm_start_programs"] == TINY.random_trials
     assert len(find_databases([out])) == 2
     (run,) = manifest["runs"]
     assert run["tasks"] == 2 and run["valid_records"] == t["valid"] and run["seconds"] > 0
@@ -210,3 +213,19 @@ def test_collect_stops_a_task_whose_programs_all_fail_or_are_all_the_same(host_t
     counter = _CountResults(None, check_exhausted=True)._inst
     counter.apply(None, 0, cands, [ok[0]] * len(cands), [ok[1]] * len(cands))
     assert counter.stop_reason is None
+
+
+def test_warm_started_xgb_predicts_from_the_measured_programs_not_at_random(collected, host_target):
+    from tvm.s_tir import meta_schedule as ms
+
+    from cdmpp_tvm.data.collect import warm_started_xgb
+
+    out, tasks, _ = collected
+    database = ms.database.JSONDatabase(work_dir=str(out / task_dir_name(tasks[0])))
+    ctx = ms.TuneContext(mod=tasks[0].mod, target=host_target, task_name=tasks[0].name, num_threads=1)
+    model, n = warm_started_xgb(ctx, database)
+    assert n == 8
+    cands = [r.as_measure_candidate() for r in database.get_top_k(database.commit_workload(ctx.mod), 8)]
+    first, second = model.predict(ctx, cands), model.predict(ctx, cands)
+    # A cold XGBModel returns fresh uniform random scores on every call.
+    assert np.array_equal(first, second) and np.ptp(first) > 0

@@ -2,8 +2,8 @@
 
 For each task of a workload suite, measure ``random_trials`` programs drawn uniformly from the design
 space (ReplayTrace: slow and average programs) and then ``evolutionary_trials`` programs found by
-evolutionary search (MetaSchedule's XGB cost model: near-optimal programs), like TenSet. Output, in
-``out_dir``:
+evolutionary search (MetaSchedule's XGB cost model, trained on the task's random programs first:
+near-optimal programs), like TenSet. Output, in ``out_dir``:
 
 * one standard MetaSchedule JSON database per task, ``<task>/database_{workload,tuning_record}.json``,
   plus ``<task>/task.json`` (name, network tags, weights, status, counts);
@@ -187,6 +187,8 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
             ctx = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply",
                                  search_strategy=strategy, task_name=task.name,
                                  rand_state=phase_seed(cfg.seed, phase, ph["attempts"]), num_threads="physical")
+            if phase == "evolutionary" and cfg.warm_start_xgb:
+                cost_model, ph["xgb_warm_start_programs"] = warm_started_xgb(ctx, database)
             callbacks = list(ms.measure_callback.MeasureCallback.create("default")) + [counter]
             try:
                 ms.tune_tasks(tasks=[ctx], task_weights=[1.0], work_dir=str(work), max_trials_global=remaining,
@@ -210,6 +212,18 @@ def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, ru
     state["status"] = "done"
     write_json_atomic(task_path, state)
     return state
+
+
+def warm_started_xgb(ctx: ms.TuneContext, database: ms.database.Database) -> tuple[ms.cost_model.XGBModel, int]:
+    """MetaSchedule's XGBModel trained on every program of ``ctx``'s task in ``database`` (failed runs
+    included, as MetaSchedule's own update would pass them), predicting from the first search round on
+    (``num_warmup_samples=0``); -> (model, number of programs it was trained on)."""
+    model = ms.cost_model.XGBModel(num_warmup_samples=0)
+    records = database.get_top_k(database.commit_workload(ctx.mod), 1 << 30)
+    if records:
+        model.update(ctx, [r.as_measure_candidate() for r in records],
+                     [ms.runner.RunnerResult([float(s) for s in r.run_secs], None) for r in records])
+    return model, len(records)
 
 
 def phase_seed(seed: int, phase: str, attempt: int) -> int:

@@ -31,6 +31,11 @@ class CollectConfig:
     seed: int = 0
     # Give a task up when this many programs of its random phase all failed (None: never); see _CountResults.
     give_up_after_failed: int | None = 32
+    # Train the evolutionary phase's XGBModel on the task's measured programs before the search starts.
+    # A fresh XGBModel scores candidates uniformly at random until it has seen 100 programs, more than the
+    # phase measures: without this (False, how data/dataset-cpu-znver4 was collected) the "evolutionary"
+    # programs are mutations of the best measured ones picked at random.
+    warm_start_xgb: bool = True
 
     def evaluator(self) -> ms.runner.EvaluatorConfig:
         return ms.runner.EvaluatorConfig(number=self.number, repeat=self.repeat, min_repeat_ms=self.min_repeat_ms,
