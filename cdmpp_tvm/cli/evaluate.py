@@ -34,10 +34,10 @@ def _add_evaluate(sub) -> None:
 
 
 def run_evaluate(args) -> int:
-    databases = find_databases(_evaluated_paths(args))
+    paths = _evaluated_paths(args)
+    databases = find_databases(paths)
     if not databases:
-        raise UserError(f"no MetaSchedule databases (database_tuning_record.json) under "
-                        f"{', '.join(map(str, _evaluated_paths(args)))}")
+        raise UserError(f"no MetaSchedule databases (database_tuning_record.json) under {', '.join(map(str, paths))}")
     checkpoint = load_checkpoint(args.checkpoint)
     result, facts, n_records = evaluate_checkpoint(checkpoint, databases)
     print(format_metrics_table(result, title=f"{checkpoint.path} on {len(databases)} database(s), "
