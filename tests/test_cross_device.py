@@ -428,3 +428,41 @@ def test_feature_cache_is_stale_under_another_device_schema(world, tmp_path):
     np.savez_compressed(db / CACHE_FILE, **arrays)
     data, _ = load_cached_training_data([db])
     assert data.device.shape == (48, DEVICE_DESCRIPTOR_DIM)  # re-featurized with the current descriptors
+
+
+def test_plan_remeasure_measures_the_source_programs_again(collected, tmp_path, capsys):
+    """plan-remeasure picks measured programs of another device's dataset; collect --from-selection
+    measures exactly those programs (same task directories and traces), so devices pair up program by
+    program. Final-test tasks of a split are left out; impossible requests exit 2 with one line."""
+    from cdmpp_tvm.data.layout import database_lines, trace_key
+
+    src, _, _ = collected
+    src_dirs = sorted(d for d in src.iterdir() if (d / RECORD_FILE).exists())
+    sel = tmp_path / "sel"
+    assert cli.main(["plan-remeasure", "--database", str(src), "--out", str(sel), "--per-task", "3",
+                     "--max-tasks", "5", "--seed", "1"]) == 0
+    selection = read_selection(sel)
+    assert selection["method"] == "remeasure-random" and selection["n_selected"] == 3 * len(src_dirs)
+    report = read_databases([sel], include_unmeasured=True)
+    assert report.n_unmeasured == 3 * len(src_dirs) and report.n_valid == 0
+    out = tmp_path / "measured"
+    assert cli.main(["collect", "--from-selection", str(sel), "--out", str(out), "--min-repeat-ms", "5"]) == 0
+    for d in src_dirs:
+        source_keys = {trace_key(rec) for _, rec in database_lines(d / RECORD_FILE) if rec[1] is not None}
+        measured = [rec for _, rec in database_lines(out / d.name / RECORD_FILE)]
+        assert len(measured) == 3 and {trace_key(r) for r in measured} <= source_keys
+        assert all(r[1] is not None for r in measured)
+    # A split's test tasks are excluded.
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"kind": "final-test", "root": str(src), "train": [d.name for d in src_dirs[1:]],
+                                 "test": [src_dirs[0].name]}))
+    sel2 = tmp_path / "sel2"
+    assert cli.main(["plan-remeasure", "--database", str(src), "--out", str(sel2), "--per-task", "2",
+                     "--exclude-split", str(split)]) == 0
+    assert src_dirs[0].name not in read_selection(sel2)["tasks"]
+    capsys.readouterr()
+    assert cli.main(["plan-remeasure", "--database", str(src), "--out", str(tmp_path / "sel3"),
+                     "--per-task", "1000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1000 valid distinct programs" in err[0]
+    assert cli.main(["plan-remeasure", "--database", str(src), "--out", str(sel), "--per-task", "2"]) == 2

@@ -9,13 +9,14 @@ from ..atomic_io import write_json_atomic
 from ..data import TASK_CACHE, CollectConfig, RPCSettings, collect, collect_from_selection
 from ..data.data_card import data_card_markdown, load_manifest, summarize
 from ..data.feature_cache import FEATURE_KINDS, featurize_databases
+from ..data.remeasure import plan_remeasure
 from ..data.protocol import load_protocol, protocol_splits, write_protocol_splits
 from ..data.selection_files import read_selection
-from ..data.splits import cross_device_split, cross_model_split, index_tasks, write_split
+from ..data.splits import cross_device_split, cross_model_split, index_tasks, read_split, write_split
 from ..device import device_for_target
 from ..errors import UserError
 from ..workloads.task_cache import load_tasks_cached
-from .common import TARGET_HELP, cli_target, non_negative_float, non_negative_int
+from .common import TARGET_HELP, cli_target, non_negative_float, non_negative_int, positive_int
 
 
 def register(sub) -> None:
@@ -23,6 +24,7 @@ def register(sub) -> None:
     _add_featurize(sub)
     _add_data_card(sub)
     _add_split(sub)
+    _add_plan_remeasure(sub)
 
 
 def _add_collect(sub) -> None:
@@ -164,3 +166,29 @@ def run_split(args) -> int:
 def _print_split(split: dict, path) -> None:
     print(f"{split['kind']}: {split['n_train_tasks']} training tasks ({len(split['train'])} databases), "
           f"{split['n_test_tasks']} test tasks ({len(split['test'])} databases) -> {path}")
+
+
+def _add_plan_remeasure(sub) -> None:
+    p = sub.add_parser("plan-remeasure", help="choose programs measured on another device to measure again here "
+                                              "(program-by-program device comparison; measure with collect "
+                                              "--from-selection)")
+    p.add_argument("--database", nargs="+", required=True, help="measured databases (searched recursively)")
+    p.add_argument("--out", required=True, help="selection directory to write (new or empty)")
+    p.add_argument("--per-task", type=positive_int, default=32, help="programs per task (default 32)")
+    p.add_argument("--max-tasks", type=positive_int, default=100, help="tasks, chosen at random (default 100)")
+    p.add_argument("--exclude-split", default=None,
+                   help="a split JSON (cdmpp-tvm split) whose test databases are left out, e.g. final-test.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_plan_remeasure)
+
+
+def run_plan_remeasure(args) -> int:
+    exclude = set()
+    if args.exclude_split:
+        _, test_dirs = read_split(args.exclude_split)
+        exclude = {d.name for d in test_dirs}
+    sel = plan_remeasure(args.database, args.out, args.per_task, args.max_tasks, args.seed, exclude)
+    print(f"Wrote {sel['n_selected']} programs of {len(sel['tasks'])} task(s) (of {sel['eligible_tasks']} with "
+          f">= {args.per_task} valid programs; {len(exclude)} excluded) to {args.out} "
+          f"(measure them: cdmpp-tvm collect --from-selection {args.out} --out DIR)")
+    return 0

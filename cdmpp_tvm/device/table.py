@@ -86,6 +86,11 @@ KNOWN_DEVICES: dict[str, DeviceSpec] = {d.name: d for d in (
                "read on the box on 2026-11-29: /proc/cpuinfo (2 cores, 1 thread each, avx512f, cpu MHz 2596.144) and "
                "/sys/devices/system/cpu/cpu0/cache (L1d 32K, L2 1024K, L3 32768K); the guest shows no boost clock",
                mcpu="znver4", physical_cores=2, simd_bits=512, l1d_kb=32, l2_kb=1024, l3_mb=32, base_ghz=2.596),
+    DeviceSpec("epyc-znver5-2core", "cpu", "2-core AMD EPYC dev box, Zen 5 (KVM guest, CPUID family 26 model 2)",
+               {"kind": "llvm", "num-cores": 2, "mcpu": "znver5"},
+               "read on the box on 2026-12-02: lscpu / /proc/cpuinfo (2 cores, 1 thread each, avx512f, cpu MHz "
+               "2596.09, L1d 48K, L2 1024K, L3 32768K); the guest shows no boost clock",
+               mcpu="znver5", physical_cores=2, simd_bits=512, l1d_kb=48, l2_kb=1024, l3_mb=32, base_ghz=2.596),
     DeviceSpec("epyc-znver1-2core", "cpu", "2-core AMD EPYC dev box that measured the bootstrap set (llvm cpu znver1)",
                {"kind": "llvm", "num-cores": 2, "mcpu": "znver1"},
                "assumed: public figures of Zen 1 EPYC 7001 (L1d 32 KB, L2 512 KB/core, L3 8 MB per CCX, "
