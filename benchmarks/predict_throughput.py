@@ -3,7 +3,9 @@
 Both models score the same candidates: one search round's worth (5 predict calls x 512 candidates =
 2,560) for a ResNet-18 conv2d and for a 512^3 matmul, drawn by random sampling of each design space.
 CDMPP's featurization cache starts cold, so every candidate is featurized once (the real search also
-re-scores survivors, which would hit the cache: this is the pessimistic case).
+re-scores survivors, which would hit the cache: this is the pessimistic case; with the compiled
+featurizer nothing is cached). Also timed: the Python walker alone on the same candidates (the
+fallback when the compiled featurizer cannot be built), and whether both give the same features.
 
 XGBModel returns random numbers without extracting features until it has seen 100 samples, so it is
 first trained on 128 other candidates of the same workload with synthetic latencies: its predict cost
@@ -34,6 +36,7 @@ from tvm.s_tir import meta_schedule as ms  # noqa: E402
 from cdmpp_tvm import CDMPPCostModel  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic  # noqa: E402
 from cdmpp_tvm.features import CompactASTFeaturizer  # noqa: E402
+from cdmpp_tvm.features.compact_ast import extract_compact_ast_python  # noqa: E402
 from cdmpp_tvm.model.inference import predict_transformed, torch_threads  # noqa: E402
 from cdmpp_tvm.workloads import load_workload  # noqa: E402
 from tvm_patches.candidates import sample_candidates  # noqa: E402
@@ -95,16 +98,22 @@ def main() -> None:
         cdmpp_s = timed_predict(cdmpp, ctx, cands)
         st = cdmpp.stats()
         asts = CompactASTFeaturizer().featurize([c.sch.mod for c in cands], is_gpu=False)
+        start = time.perf_counter()
+        python_asts = [extract_compact_ast_python(c.sch.mod["main"], False) for c in cands]
+        python_s = time.perf_counter() - start
+        same = all(np.array_equal(a.leaf_features, b.leaf_features) for a, b in zip(asts, python_asts))
         row = {"workload": name, "candidates": len(cands), "xgb_seconds": xgb_s, "xgb_cand_per_s": len(cands) / xgb_s,
                "cdmpp_seconds": cdmpp_s, "cdmpp_cand_per_s": len(cands) / cdmpp_s,
                "cdmpp_featurize_seconds": st["featurize_seconds"], "cdmpp_inference_seconds": st["inference_seconds"],
-               "cdmpp_cache_hit_rate": st["cache_hit_rate"],
+               "cdmpp_cache_hit_rate": st["cache_hit_rate"], "cdmpp_native_featurizer": st["native_featurizer"],
+               "python_walker_cand_per_s": len(cands) / python_s, "native_equals_python": same,
                "inference_only_cpu_cand_per_s": inference_only(cdmpp, asts, "cpu"),
                "inference_only_cuda_cand_per_s": inference_only(cdmpp, asts, "cuda") if torch.cuda.is_available() else None}
         rows.append(row)
         print(f"{name}: XGB {row['xgb_cand_per_s']:.0f} cand/s ({xgb_s:.2f} s), CDMPP {row['cdmpp_cand_per_s']:.0f} cand/s "
               f"({cdmpp_s:.2f} s: featurize {row['cdmpp_featurize_seconds']:.2f} s, inference "
-              f"{row['cdmpp_inference_seconds']:.2f} s); inference alone {row['inference_only_cpu_cand_per_s']:.0f} cand/s CPU"
+              f"{row['cdmpp_inference_seconds']:.2f} s, {'compiled' if st['native_featurizer'] else 'Python'} featurizer; "
+              f"Python walker alone {row['python_walker_cand_per_s']:.0f} cand/s, same features: {same}); inference alone {row['inference_only_cpu_cand_per_s']:.0f} cand/s CPU"
               + (f", {row['inference_only_cuda_cand_per_s']:.0f} cand/s CUDA" if row["inference_only_cuda_cand_per_s"] else ""),
               flush=True)
     out = Path(args.out)

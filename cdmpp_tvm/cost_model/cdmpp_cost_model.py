@@ -48,7 +48,7 @@ from ..model.checkpoint import (
     save_checkpoint,
 )
 from ..device import device_descriptor, device_name
-from ..features import CompactAST, CompactASTFeaturizer, is_gpu_target
+from ..features import CompactAST, CompactASTFeaturizer, is_gpu_target, native_status
 from ..model import CDMPPNet, LabelTransform, ModelConfig
 from ..data.reader import latency_of
 from ..model.inference import (
@@ -94,6 +94,8 @@ class CDMPPCostModel(PyCostModel):
         self.num_threads = num_threads if self.torch_device.type == "cpu" else None
         self.online = online or OnlineConfig()
         self.featurizer = CompactASTFeaturizer()
+        # Load (on a first run: compile, 5-20 s, logged) the compiled featurizer now, not in the first predict.
+        native_status()
         self._rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self._ckpt: Checkpoint | None = None
@@ -174,7 +176,9 @@ class CDMPPCostModel(PyCostModel):
     # ---------------------------------------------------------------------------------------------
     def stats(self) -> dict:
         s = dict(self._stats)
+        native = native_status()
         s.update(featurize_seconds=self.featurizer.seconds, cache_hits=self.featurizer.hits,
+                 native_featurizer=native["loaded"], python_featurizer_programs=native["fallback_calls"],
                  cache_misses=self.featurizer.misses, cache_hit_rate=self.featurizer.hit_rate,
                  oom_batch_splits=self._oom.splits, fallbacks=self._fallbacks(),
                  guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
@@ -191,9 +195,10 @@ class CDMPPCostModel(PyCostModel):
     def log_stats(self, level: int = logging.INFO) -> None:
         s = self.stats()
         logger.log(level, "CDMPPCostModel: %d candidates scored in %d predict calls (featurize %.1f s, inference "
-                   "%.1f s, cache hit rate %.1f%%), %d updates (%d records, %d failed runs, %d online steps, %.1f s), "
-                   "fallbacks %d, guard uses %s model, device %s", s["candidates_scored"], s["predict_calls"],
-                   s["featurize_seconds"], s["inference_seconds"], 100 * s["cache_hit_rate"], s["update_calls"],
+                   "%.1f s, %s featurizer, cache hit rate %.1f%%), %d updates (%d records, %d failed runs, "
+                   "%d online steps, %.1f s), fallbacks %d, guard uses %s model, device %s", s["candidates_scored"], s["predict_calls"],
+                   s["featurize_seconds"], s["inference_seconds"],
+                   "compiled" if s["native_featurizer"] else "Python", 100 * s["cache_hit_rate"], s["update_calls"],
                    s["records_seen"], s["failed_runs_seen"], s["online_steps"], s["update_seconds"],
                    s["fallbacks"], "the pretrained" if s["guard_uses_anchor"] else "the online", s["torch_device"])
 

@@ -24,6 +24,9 @@ Approximations (documented because they shape what the model can learn):
 * Whether an arithmetic node is a float or an int operation is decided by where it stands (inside a
   condition or not) and by the stored buffer's dtype, not by asking every node for its dtype, which
   costs ~7 us per node through the FFI.
+
+This Python walker is the reference: ``compact_ast_native.cc`` is a C++ port of it (loaded by ``native.py``,
+whose ``extract_compact_ast`` is the one to call); a change here must be made there too.
 """
 from __future__ import annotations
 
@@ -76,6 +79,12 @@ class CompactAST:
 def _const_int(expr, default: int = 1) -> int:
     """Value of an IntImm; symbolic extents (dynamic shapes) count as ``default``."""
     return int(expr.value) if isinstance(expr, tirx.IntImm) else default
+
+
+def _annotation_int(value) -> int:
+    """An integer loop annotation: MetaSchedule 0.27 stores ``pragma_auto_unroll_max_step`` as a plain
+    int (an IntImm in older TVMs); anything else counts as 0."""
+    return int(value) if isinstance(value, int) else _const_int(value, 0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,7 +159,7 @@ class _Walker:
         unroll = 0
         ann = loop.annotations
         if len(ann) and "pragma_auto_unroll_max_step" in ann:
-            unroll = _const_int(ann["pragma_auto_unroll_max_step"], 0)
+            unroll = _annotation_int(ann["pragma_auto_unroll_max_step"])
         node = self._new_node(_FOR_KIND_TO_NODE.get(kind, NODE_SERIAL), extent)
         handle = loop.loop_var.__chandle__()
         self.loop_index_of_var[handle] = len(self.loops)
@@ -362,7 +371,9 @@ def _arith_intensity_features(f: list[float], flops_per_iter: float, accesses: l
     ai, inner_prod = [], 1.0
     for j in range(n):
         inner_prod *= extents[n - 1 - j]
-        uniq = sum(a.unique_by_depth[j] * a.buf.elem_bytes for a in accesses)
+        uniq = 0.0  # left to right, as the C++ port does (sum() compensates rounding from Python 3.12)
+        for a in accesses:
+            uniq += a.unique_by_depth[j] * a.buf.elem_bytes
         ai.append(flops_per_iter * inner_prod / max(uniq, 1.0))
     for s_i in range(ARITH_INTENSITY_SAMPLES):
         x = s_i * (n - 1) / (ARITH_INTENSITY_SAMPLES - 1)
@@ -389,8 +400,9 @@ _MATH_FUNCS = frozenset({
 })
 
 
-def extract_compact_ast(func: tirx.PrimFunc, is_gpu: bool) -> CompactAST:
-    """Build the compact AST of one scheduled PrimFunc (``cand.sch.mod["main"]``)."""
+def extract_compact_ast_python(func: tirx.PrimFunc, is_gpu: bool) -> CompactAST:
+    """Build the compact AST of one scheduled PrimFunc (``cand.sch.mod["main"]``) in Python: the reference
+    and fallback of the compiled extractor (``native.py``; use ``features.extract_compact_ast``)."""
     walker = _Walker(is_gpu=is_gpu)
     walker.visit(func.body)
     if walker.leaves:

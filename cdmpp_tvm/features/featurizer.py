@@ -1,7 +1,10 @@
-"""Featurize MetaSchedule candidates into compact ASTs, with a cache keyed by structural hash.
+"""Featurize MetaSchedule candidates into compact ASTs; with the Python walker, through a cache keyed by
+structural hash.
 
 The evolutionary search scores the same schedules again and again (survivors of each generation, the
-measured top programs it re-seeds from), so featurizing each distinct program once pays off.
+measured top programs it re-seeds from). With the Python walker (~0.5-2 ms a program) featurizing each
+distinct program once pays off; the compiled walker (``native.py``, ~0.05 ms) is cheaper than the
+structural hash that keys the cache (~0.1 ms on a conv2d), so with it every program is featurized afresh.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import tvm_ffi
 
-from .compact_ast import CompactAST, extract_compact_ast
+from .compact_ast import CompactAST
+from .native import extract_compact_ast, native_loaded
 from .schema import FEATURE_DIM
 
 
@@ -48,17 +52,25 @@ def collate(asts: list[CompactAST]) -> LeafBatch:
 class CompactASTFeaturizer:
     """``featurize(mods, is_gpu) -> list[CompactAST]`` for scheduled IRModules (``cand.sch.mod``).
 
-    Keeps an LRU cache of ``cache_size`` programs keyed by (structural hash, is_gpu)."""
+    ``cache``: keep an LRU cache of ``cache_size`` programs keyed by (structural hash, is_gpu); None (the
+    default) = only while the Python walker is in use. Uncached programs are counted in ``uncached``."""
 
-    def __init__(self, cache_size: int = 100_000):
+    def __init__(self, cache_size: int = 100_000, cache: bool | None = None):
         self.cache_size = cache_size
+        self.cache = cache
         self._cache: OrderedDict[tuple[int, bool], CompactAST] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.uncached = 0
         self.seconds = 0.0
 
     def featurize(self, mods: list, is_gpu: bool) -> list[CompactAST]:
         start = time.perf_counter()
+        if not (self.cache if self.cache is not None else not native_loaded()):
+            out = [extract_compact_ast(mod["main"], is_gpu) for mod in mods]
+            self.uncached += len(out)
+            self.seconds += time.perf_counter() - start
+            return out
         out = []
         for mod in mods:
             key = (tvm_ffi.structural_hash(mod), is_gpu)

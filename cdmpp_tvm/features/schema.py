@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 # Bump whenever the meaning or order of any feature changes: checkpoints record it and refuse a mismatch.
-FEATURE_SCHEMA_VERSION = "compact-ast-v1"
+# v2: auto_unroll_max_step is read (v1 read MetaSchedule 0.27's int annotation as 0 on every program).
+FEATURE_SCHEMA_VERSION = "compact-ast-v2"
 
 MAX_BUFFERS_PER_STORE = 5
 ARITH_INTENSITY_SAMPLES = 10
