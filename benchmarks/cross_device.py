@@ -1,10 +1,13 @@
 """Benchmark: adapting to a new device from few measurements (CDMPP's cross-device experiment).
 
 A source device's dataset trains (or has trained) the BASE checkpoint; a target device's dataset is split
-by whole tasks into a *pool* (the records one could measure) and *held-out* test tasks. For every budget
-B of target samples (default 50, 100, 200, 500, 1000) and seed, B pool records are chosen and four
-predictors are built from them, then scored on the held-out target tasks (MAPE over records, top-1 /
-top-5 / Spearman per task averaged over tasks: ``cdmpp_tvm.evaluation.compute_metrics``):
+by whole tasks into *pool* tasks and *held-out* tasks, and each pool task's records again into
+selectable records (the *pool*: what one could measure) and *same-task* test records (fixed seed,
+``--same-task-test-fraction``). For every budget B of target samples (default 50, 100, 200, 500, 1000) and
+seed, B pool records are chosen and four predictors are built from them, then scored on both test sets:
+the same tasks' other programs (CDMPP's cross-device setting: the tasks are known, the device is new)
+and the held-out tasks (MAPE over records, top-1 / top-5 / Spearman per task averaged over tasks:
+``cdmpp_tvm.evaluation.compute_metrics``):
 
 * ``finetune-kmeans``: BASE fine-tuned (``cdmpp_tvm.adaptation.finetune``, CMD towards the source
   programs) on the B records chosen by KMeans over BASE's embeddings (with the target device embedding)
@@ -19,7 +22,7 @@ e.g. two CPUs, or one CPU with two llvm targets (num-cores 2 vs 1), or a CPU sou
 
     python benchmarks/cross_device.py --source SRC_DIR [...] --target TGT_DIR [...]
         [--base-checkpoint CKPT | --base-config configs/train/default.yaml [--base-epochs N]]
-        [--held-out-fraction 0.3 | --held-out-tasks NAME ...] [--budgets 50 100 200 500 1000] [--seeds 0 1 2]
+        [--held-out-fraction 0.3 | --held-out-tasks NAME ...] [--same-task-test-fraction 0.5] [--budgets 50 100 200 500 1000] [--seeds 0 1 2]
         [--epochs 100] [--scratch-epochs 300] [--cmd-weight 1.0] [--threads N] [--out-dir benchmarks/results]
 
 Writes ``cross_device.json`` (every run's metrics, the means over seeds, the settings; rewritten after
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     held = p.add_mutually_exclusive_group()
     held.add_argument("--held-out-fraction", type=float, default=0.3, help="share of target tasks held out (default 0.3)")
     held.add_argument("--held-out-tasks", nargs="+", default=None, help="target task names held out")
+    p.add_argument("--same-task-test-fraction", type=float, default=0.5,
+                   help="share of each pool task's records held out as same-task test records (default 0.5)")
     p.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200, 500, 1000])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs at most")
@@ -86,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    # -- data: target records with both feature kinds, split by whole tasks into pool and held-out test
+    # -- data: target records with both feature kinds, split by whole tasks into pool tasks and held-out
+    # tasks; each pool task's records are split again into selectable records and same-task test records
     source = to_training_data(load_cached_features(args.source, COMPACT_AST)[0])
     tgt_ast, facts = load_cached_features(args.target, COMPACT_AST)
     tgt_rows, _ = load_cached_features(args.target, PER_STORE)
@@ -100,21 +106,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: held-out task(s) {unknown} are not target tasks", file=sys.stderr)
             return 2
         is_test = np.isin(names, args.held_out_tasks)
-        pool_idx, test_idx = np.nonzero(~is_test)[0], np.nonzero(is_test)[0]
+        pool_task_idx, test_idx = np.nonzero(~is_test)[0], np.nonzero(is_test)[0]
     else:
-        pool_idx, test_idx = split_by_group(tgt_ast.groups, args.held_out_fraction, 0)
+        pool_task_idx, test_idx = split_by_group(tgt_ast.groups, args.held_out_fraction, 0)
+    pool_idx, same_idx = split_within_groups(pool_task_idx, tgt_ast.groups, args.same_task_test_fraction)
     if len(source) == 0 or len(pool_idx) == 0 or len(test_idx) == 0:
         print(f"error: {len(source)} source records, {len(pool_idx)} pool and {len(test_idx)} held-out target "
               "records; need all three", file=sys.stderr)
         return 2
     target = to_training_data(tgt_ast)
-    pool, test = target.subset(pool_idx), target.subset(test_idx)
+    pool = target.subset(pool_idx)
     pool_rows = [tgt_rows.rows["features"][i] for i in pool_idx]
-    test_rows = [tgt_rows.rows["features"][i] for i in test_idx]
-    test_groups = names[test_idx]
-    test_programs = program_keys(test.asts)
+    scopes = {name: EvalScope(target.subset(idx), [tgt_rows.rows["features"][i] for i in idx], names[idx])
+              for name, idx in (("held_out", test_idx), ("same_tasks", same_idx)) if len(idx)}
     print(f"source: {len(source)} records; target pool: {len(pool)} records of {len(np.unique(pool.groups))} tasks; "
-          f"held out: {len(test)} records of {len(np.unique(test.groups))} tasks", flush=True)
+          f"same-task test: {len(same_idx)} records; held out: {len(test_idx)} records of "
+          f"{len(np.unique(names[test_idx]))} tasks", flush=True)
 
     base = _base_checkpoint(args, source, out_dir)
     dev = default_torch_device(args.device)
@@ -123,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = {"source": args.source, "target": args.target, "base": base.path, "budgets": args.budgets,
                 "seeds": args.seeds, "epochs": args.epochs, "scratch_epochs": args.scratch_epochs,
-                "cmd_weight": args.cmd_weight, "held_out_tasks": sorted(set(test_groups.tolist())),
-                "n_pool": len(pool), "n_test": len(test), "n_source": len(source)}
+                "cmd_weight": args.cmd_weight, "time_limit": args.time_limit,
+                "held_out_tasks": sorted(set(names[test_idx].tolist())),
+                "same_task_test_fraction": args.same_task_test_fraction, "n_pool": len(pool),
+                "n_test": {k: len(v.data) for k, v in scopes.items()}, "n_source": len(source)}
     json_path = out_dir / "cross_device.json"
     runs = {}
     if json_path.exists():
@@ -133,14 +142,18 @@ def main(argv: list[str] | None = None) -> int:
             runs = old.get("runs", {})
             print(f"resuming: {len(runs)} run(s) already in {json_path}", flush=True)
 
-    def record(key: str, pred: np.ndarray, seconds: float, **extra) -> None:
-        m = compute_metrics(pred, test.latencies, test_groups, test_programs)["overall"]
-        runs[key] = {**{k: m[k] for k in REPORTED}, "seconds": seconds, **extra}
-        print(f"  {key:32s} MAPE {100 * m['mape']:6.1f}%  top-1 {_num(m['top1'])}  ({seconds:.0f} s)", flush=True)
+    def record(key: str, predict, seconds: float, **extra) -> None:
+        runs[key] = {"seconds": seconds, **extra}
+        for name, scope in scopes.items():
+            m = compute_metrics(predict(scope), scope.data.latencies, scope.groups, scope.programs)["overall"]
+            runs[key][name] = {k: m[k] for k in REPORTED}
+        print(f"  {key:32s} " + "  ".join(f"{n}: MAPE {100 * runs[key][n]['mape']:6.1f}% top-1 "
+                                          f"{_num(runs[key][n]['top1'])}" for n in scopes)
+              + f"  ({seconds:.0f} s)", flush=True)
         _save(json_path, settings, runs, argv)
 
     if "base|0|0" not in runs:
-        record("base|0|0", base.predict_latency_s(test.asts, test.device, device=args.device), 0.0)
+        record("base|0|0", lambda sc: base.predict_latency_s(sc.data.asts, sc.data.device, device=args.device), 0.0)
     for seed in args.seeds:
         for budget in args.budgets:
             if budget > len(pool):
@@ -153,35 +166,59 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 idx = chosen["random" if method == "finetune-random" else "kmeans"]
                 start = time.perf_counter()
-                if method.startswith("finetune"):
-                    cfg = default_finetune_config(base, epochs=args.epochs, cmd_weight=args.cmd_weight, seed=seed,
-                                                  device=args.device, progress=False, time_limit_s=args.time_limit)
-                    res = finetune(base, pool.subset(idx), source, cfg)
-                    ck = Checkpoint(res.model, res.label_transform, base.device)
-                    pred = ck.predict_latency_s(test.asts, test.device, device=args.device)
-                    extra = {"n_tasks_selected": len(np.unique(pool.groups[idx])),
-                             "best_epoch": res.history.get("best_epoch")}
-                elif method == "scratch":
-                    _, base_cfg = load_train_config(args.base_config)
-                    cfg = _replace(base_cfg, epochs=args.scratch_epochs, seed=seed, device=args.device, progress=False,
-                                   time_limit_s=args.time_limit, cmd_weight=0.0,
-                                   batch_size=min(base_cfg.batch_size, 64), warmup_steps=min(base_cfg.warmup_steps, 20))
-                    model, lt, hist = train(pool.subset(idx), base.config, cfg)
-                    pred = Checkpoint(model, lt, base.device).predict_latency_s(test.asts, test.device,
-                                                                                device=args.device)
-                    extra = {"best_epoch": hist.get("best_epoch")}
-                else:
-                    xgb = XGBBaseline(n_threads=args.threads, seed=seed)
-                    xgb.fit([pool_rows[i] for i in idx], pool.latencies[idx], pool.groups[idx])
-                    pred = xgb.predict(test_rows)
-                    extra = {"rounds": xgb.history.get("rounds")}
-                record(key, pred, time.perf_counter() - start, **extra)
+                predict, extra = _adapt(method, idx, seed, args, base, pool, pool_rows, source)
+                record(key, predict, time.perf_counter() - start, **extra)
     summary = _summary(runs)
     _save(json_path, settings, runs, argv, summary)
     write_text_atomic(out_dir / "cross_device.md", _markdown(settings, summary, argv))
     _plot(summary, out_dir / "cross_device.png")
     print(f"wrote {json_path}, {out_dir / 'cross_device.md'} and {out_dir / 'cross_device.png'}")
     return 0
+
+
+class EvalScope:
+    """One set of target test records: CDMPP inputs, per-store rows for XGB, task labels, program keys."""
+
+    def __init__(self, data: TrainingData, rows: list, groups: np.ndarray):
+        self.data, self.rows, self.groups = data, rows, groups
+        self.programs = program_keys(data.asts)
+
+
+def split_within_groups(idx: np.ndarray, groups: np.ndarray, fraction: float, seed: int = 0):
+    """(selectable, test) indices: ``fraction`` of each group's records in ``idx`` (rounded down, groups
+    with fewer than 4 records stay whole in selectable) go to test, chosen with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    keep, test = [], []
+    for g in np.unique(groups[idx]):
+        members = rng.permutation(idx[groups[idx] == g])
+        n_test = int(len(members) * fraction) if len(members) >= 4 else 0
+        test += members[:n_test].tolist()
+        keep += members[n_test:].tolist()
+    return np.sort(np.asarray(keep, dtype=int)), np.sort(np.asarray(test, dtype=int))
+
+
+def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool: TrainingData, pool_rows: list,
+           source: TrainingData):
+    """(predict(scope) -> latencies, extra facts) of one predictor built from the pool records ``idx``."""
+    if method.startswith("finetune"):
+        cfg = default_finetune_config(base, epochs=args.epochs, cmd_weight=args.cmd_weight, seed=seed,
+                                      device=args.device, progress=False, time_limit_s=args.time_limit)
+        res = finetune(base, pool.subset(idx), source, cfg)
+        ck = Checkpoint(res.model, res.label_transform, base.device)
+        return (lambda sc: ck.predict_latency_s(sc.data.asts, sc.data.device, device=args.device),
+                {"n_tasks_selected": len(np.unique(pool.groups[idx])), "best_epoch": res.history.get("best_epoch")})
+    if method == "scratch":
+        _, base_cfg = load_train_config(args.base_config)
+        cfg = _replace(base_cfg, epochs=args.scratch_epochs, seed=seed, device=args.device, progress=False,
+                       time_limit_s=args.time_limit, cmd_weight=0.0,
+                       batch_size=min(base_cfg.batch_size, 64), warmup_steps=min(base_cfg.warmup_steps, 20))
+        model, lt, hist = train(pool.subset(idx), base.config, cfg)
+        ck = Checkpoint(model, lt, base.device)
+        return (lambda sc: ck.predict_latency_s(sc.data.asts, sc.data.device, device=args.device),
+                {"best_epoch": hist.get("best_epoch")})
+    xgb = XGBBaseline(n_threads=args.threads, seed=seed)
+    xgb.fit([pool_rows[i] for i in idx], pool.latencies[idx], pool.groups[idx])
+    return (lambda sc: xgb.predict(sc.rows)), {"rounds": xgb.history.get("rounds")}
 
 
 def _base_checkpoint(args, source: TrainingData, out_dir: Path) -> Checkpoint:
@@ -208,14 +245,21 @@ def _replace(cfg, **kw):
     return dataclasses.replace(cfg, **kw)
 
 
+SCOPES = {"same_tasks": "the pool tasks' other records (same tasks, programs never selected)",
+          "held_out": "target tasks held out entirely"}
+
+
 def _summary(runs: dict) -> dict:
-    """{method: {budget: {metric: mean over seeds, "n_seeds"}}}; "base" at budget 0."""
+    """{scope: {method: {budget: {metric: mean over seeds, "n_seeds"}}}}; "base" at budget 0."""
     out: dict = {}
     for key, r in runs.items():
         method, budget, _ = key.split("|")
-        out.setdefault(method, {}).setdefault(int(budget), []).append(r)
-    return {m: {b: {**{k: _mean([r[k] for r in rs]) for k in REPORTED}, "n_seeds": len(rs)}
-                for b, rs in sorted(by_budget.items())} for m, by_budget in out.items()}
+        for scope in SCOPES:
+            if scope in r:
+                out.setdefault(scope, {}).setdefault(method, {}).setdefault(int(budget), []).append(r[scope])
+    return {scope: {m: {b: {**{k: _mean([r[k] for r in rs]) for k in REPORTED}, "n_seeds": len(rs)}
+                        for b, rs in sorted(by_budget.items())} for m, by_budget in methods.items()}
+            for scope, methods in out.items()}
 
 
 def _mean(values) -> float | None:
@@ -236,23 +280,29 @@ def _command(argv) -> str:
 
 
 def _markdown(settings: dict, summary: dict, argv) -> str:
-    budgets = sorted({b for m in METHODS for b in summary.get(m, {})})
-    base = summary.get("base", {}).get(0, {})
-    lines = ["# Cross-device adaptation: accuracy on held-out target tasks vs target samples", "",
+    lines = ["# Cross-device adaptation: accuracy on the target device vs target samples", "",
              (f"Source: {', '.join(settings['source'])} ({settings['n_source']} records). Target: "
-              f"{', '.join(settings['target'])}: pool of {settings['n_pool']} records, {settings['n_test']} records "
-              f"of {len(settings['held_out_tasks'])} held-out tasks. Means over seeds {settings['seeds']}. "
-              f"BASE without target samples: MAPE {_pct(base.get('mape'))}, top-1 {_num(base.get('top1'))}."), "",
-             "MAPE over the held-out records; top-1 = per task, best latency / latency of the program predicted "
-             "fastest, averaged over tasks.", ""]
-    for metric, fmt in (("mape", _pct), ("top1", _num)):
-        lines += [f"## {'MAPE' if metric == 'mape' else 'top-1'}", "",
-                  "| method | " + " | ".join(str(b) for b in budgets) + " |",
-                  "|---|" + "---|" * len(budgets)]
-        for m in METHODS:
-            lines.append(f"| {m} | " + " | ".join(fmt(summary.get(m, {}).get(b, {}).get(metric)) for b in budgets)
-                         + " |")
-        lines.append("")
+              f"{', '.join(settings['target'])}: pool of {settings['n_pool']} selectable records; test records: "
+              + ", ".join(f"{n} {k}" for k, n in settings["n_test"].items())
+              + f" ({len(settings['held_out_tasks'])} held-out tasks). Means over seeds {settings['seeds']}."), "",
+             "MAPE over the test records; top-1 / Spearman per task, averaged over tasks (top-1 = best latency / "
+             "latency of the program predicted fastest).", ""]
+    for scope, what in SCOPES.items():
+        by_method = summary.get(scope, {})
+        if not by_method:
+            continue
+        budgets = sorted({b for m in METHODS for b in by_method.get(m, {})})
+        base = by_method.get("base", {}).get(0, {})
+        lines += [f"## Test: {what}", "",
+                  f"BASE without target samples: MAPE {_pct(base.get('mape'))}, Spearman {_num(base.get('spearman'))},"
+                  f" top-1 {_num(base.get('top1'))}.", ""]
+        for metric, label, fmt in (("mape", "MAPE", _pct), ("spearman", "Spearman", _num), ("top1", "top-1", _num)):
+            lines += [f"### {label}", "", "| method | " + " | ".join(str(b) for b in budgets) + " |",
+                      "|---|" + "---|" * len(budgets)]
+            for m in METHODS:
+                lines.append(f"| {m} | " + " | ".join(fmt(by_method.get(m, {}).get(b, {}).get(metric))
+                                                      for b in budgets) + " |")
+            lines.append("")
     lines += ["Command:", "", "```", _command(argv), "```", ""]
     return "\n".join(lines)
 
@@ -272,23 +322,26 @@ def _plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.NullLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    base = summary.get("base", {}).get(0, {})
-    for ax, metric, label in ((axes[0], "mape", "MAPE (fraction)"), (axes[1], "top1", "top-1 score")):
-        for m in METHODS:
-            pts = [(b, v[metric]) for b, v in summary.get(m, {}).items() if v.get(metric) is not None]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=m)
-        if base.get(metric) is not None:
-            ax.axhline(base[metric], color="gray", linestyle="--", label="base (no target samples)")
-        ax.set(xscale="log", xlabel="target-device samples", ylabel=label)
-        budgets = sorted({b for m in METHODS for b in summary.get(m, {})})
-        if budgets:
-            ax.set_xticks(budgets, [str(b) for b in budgets])
-            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.suptitle("Cross-device adaptation on held-out target tasks")
+    scopes = [s for s in SCOPES if summary.get(s)]
+    fig, axes = plt.subplots(len(scopes), 2, figsize=(10, 4 * len(scopes)), squeeze=False)
+    for row, scope in zip(axes, scopes):
+        by_method = summary[scope]
+        base = by_method.get("base", {}).get(0, {})
+        budgets = sorted({b for m in METHODS for b in by_method.get(m, {})})
+        for ax, metric, label in ((row[0], "mape", "MAPE (fraction)"), (row[1], "top1", "top-1 score")):
+            for m in METHODS:
+                pts = [(b, v[metric]) for b, v in by_method.get(m, {}).items() if v.get(metric) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=m)
+            if base.get(metric) is not None:
+                ax.axhline(base[metric], color="gray", linestyle="--", label="base (no target samples)")
+            ax.set(xscale="log", xlabel="target-device samples", ylabel=label, title=f"test: {scope}")
+            if budgets:
+                ax.set_xticks(budgets, [str(b) for b in budgets])
+                ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.grid(alpha=0.3)
+        row[1].legend(fontsize=8)
+    fig.suptitle("Cross-device adaptation")
     fig.tight_layout()
     write_figure_atomic(path, fig)
 
