@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: compute_metrics(predictions[name], true_s, groups, programs) for name in MODELS}
     for name in MODELS:
         print(format_metrics_table(results[name], title=f"== {name}"), "\n", flush=True)
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])])
+    command = benchmark_command(__file__, argv)
     meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or
             platform.machine(), "cpus": os.cpu_count(), "dataset": args.dataset, "split": args.split,
             "cdmpp_checkpoint": checkpoint.path, "n_train_records": len(train),

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.adaptation import default_finetune_config, finetune  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
@@ -268,15 +268,11 @@ def _mean(values) -> float | None:
 
 
 def _save(path: Path, settings: dict, runs: dict, argv, summary: dict | None = None) -> None:
-    payload = {"meta": {"command": _command(argv), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    payload = {"meta": {"command": benchmark_command(__file__, argv), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                         "units": {"mape": "fraction"}},
                "settings": settings, "runs": runs, "summary": summary or _summary(runs)}
     write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
-
-
-def _command(argv) -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])])
 
 
 def _markdown(settings: dict, summary: dict, argv) -> str:
@@ -303,7 +299,7 @@ def _markdown(settings: dict, summary: dict, argv) -> str:
                 lines.append(f"| {m} | " + " | ".join(fmt(by_method.get(m, {}).get(b, {}).get(metric))
                                                       for b in budgets) + " |")
             lines.append("")
-    lines += ["Command:", "", "```", _command(argv), "```", ""]
+    lines += ["Command:", "", "```", benchmark_command(__file__, argv), "```", ""]
     return "\n".join(lines)
 
 

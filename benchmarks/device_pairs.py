@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.data.layout import RECORD_FILE, database_lines, trace_key  # noqa: E402
 from cdmpp_tvm.data.reader import find_databases, latency_of  # noqa: E402
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                "mean_top1_transfer": float(np.mean([v["top1_transfer"] for v in ranked])),
                "mape_if_source_latency_used": float(np.mean(np.abs(src - tgt) / tgt)),
                "mape_if_source_latency_times_median_ratio": float(np.mean(np.abs(src * np.median(ratio) - tgt) / tgt))}
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])])
+    command = benchmark_command(__file__, argv)
     meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "mcpu": mcpus,
             "source": args.source, "target": args.target}
     out = Path(args.out_dir)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,11 @@ import numpy as np
 from ..atomic_io import atomic_path, write_json_atomic, write_text_atomic
 from ..workloads import Task
 from .config import SearchBenchConfig
+
+
+def benchmark_command(script: str, argv: list[str] | None) -> str:
+    """The command line that ran a benchmark script (``argv``: its arguments; None = this process's)."""
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(script), *(argv or sys.argv[1:])])
 
 
 def best_at(curve: list, trials: int) -> float | None:

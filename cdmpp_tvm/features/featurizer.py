@@ -66,7 +66,7 @@ class CompactASTFeaturizer:
 
     def featurize(self, mods: list, is_gpu: bool) -> list[CompactAST]:
         start = time.perf_counter()
-        if not (self.cache if self.cache is not None else not native_loaded()):
+        if not self._caching():
             out = [extract_compact_ast(mod["main"], is_gpu) for mod in mods]
             self.uncached += len(out)
             self.seconds += time.perf_counter() - start
@@ -87,6 +87,9 @@ class CompactASTFeaturizer:
             out.append(ast)
         self.seconds += time.perf_counter() - start
         return out
+
+    def _caching(self) -> bool:
+        return self.cache if self.cache is not None else not native_loaded()
 
     @property
     def hit_rate(self) -> float:

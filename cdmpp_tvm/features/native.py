@@ -77,6 +77,8 @@ class _Native:
         self.build_seconds: float | None = None
 
     def load(self):
+        if self.tried:  # the hot path: no lock once loaded (or given up)
+            return self.extract
         with self.lock:
             if not self.tried:
                 self._load()
@@ -163,7 +165,7 @@ def build_directory() -> Path:
 
 def native_loaded() -> bool:
     """Whether the compiled extractor is in use (loading it if not tried yet)."""
-    return (_NATIVE.extract if _NATIVE.tried else _NATIVE.load()) is not None
+    return _NATIVE.load() is not None
 
 
 def native_status() -> dict:
@@ -186,7 +188,7 @@ def extract_compact_ast_native(func: tirx.PrimFunc, is_gpu: bool) -> CompactAST:
 def extract_compact_ast(func: tirx.PrimFunc, is_gpu: bool) -> CompactAST:
     """Build the compact AST of one scheduled PrimFunc (``cand.sch.mod["main"]``): the compiled extractor
     when it loaded, else (or for a program it refuses) the Python walker; both give the same features."""
-    extract = _NATIVE.extract if _NATIVE.tried else _NATIVE.load()
+    extract = _NATIVE.load()
     if extract is not None:
         try:
             ast = _unpack(extract(func, bool(is_gpu)))
