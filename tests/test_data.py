@@ -229,3 +229,31 @@ def test_warm_started_xgb_predicts_from_the_measured_programs_not_at_random(coll
     first, second = model.predict(ctx, cands), model.predict(ctx, cands)
     # A cold XGBModel returns fresh uniform random scores on every call.
     assert np.array_equal(first, second) and np.ptp(first) > 0
+
+
+def test_collect_skips_measured_and_single_program_tasks(collected, host_target, tmp_path):
+    """--skip-measured leaves out tasks another collection already has; --skip-single-program leaves out
+    tasks whose design space is one program (a transpose), without measuring either."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.utils import shash2hex
+
+    from cdmpp_tvm.data import is_single_program, measured_workloads
+    from cdmpp_tvm.workloads import Task
+
+    out, tasks, _ = collected
+    known = measured_workloads([out])
+    assert known == {shash2hex(t.mod) for t in tasks}
+    x = te.placeholder((64, 32), name="x")
+    transpose = Task("transpose-64x32", tvm.IRModule({"main": te.create_prim_func([x, te.compute(
+        (32, 64), lambda i, j: x[j, i], name="T")])}), tags=("transpose-64x32",))
+    assert is_single_program(transpose, host_target) and not is_single_program(tasks[0], host_target)
+    manifest = collect([*tasks, transpose], host_target, tmp_path, TINY, progress=False,
+                       skip_workloads=known, skip_single_program=True)
+    assert manifest["last_run"]["tasks"] == 0 and manifest["tasks"] == {}
+    assert {v["reason"] for v in manifest["skipped"].values()} == {"measured_elsewhere", "single_program"}
+    assert manifest["skipped"][task_dir_name(transpose)]["single_program"] is True
+    assert not any(p.is_dir() for p in tmp_path.iterdir())
+    from cdmpp_tvm.data.data_card import data_card_markdown
+    assert "Skipped, not measured (last run): 2 task(s) measured_elsewhere, 1 task(s) single_program." \
+        in data_card_markdown(manifest)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..atomic_io import write_json_atomic
-from ..data import TASK_CACHE, CollectConfig, RPCSettings, collect, collect_from_selection
+from ..data import TASK_CACHE, CollectConfig, RPCSettings, collect, collect_from_selection, measured_workloads
 from ..data.data_card import data_card_markdown, load_manifest, summarize
 from ..data.feature_cache import FEATURE_KINDS, featurize_databases
 from ..data.remeasure import plan_remeasure
@@ -48,6 +48,10 @@ def _add_collect(sub) -> None:
     p.add_argument("--rpc-tracker", default=None, help="HOST:PORT of a TVM RPC tracker (measure remotely)")
     p.add_argument("--rpc-key", default=None, help="device key registered with the tracker")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-measured", nargs="+", default=[], metavar="DIR",
+                   help="skip tasks whose workload has valid records in these collections (measure new tasks)")
+    p.add_argument("--skip-single-program", action="store_true",
+                   help="skip tasks whose design space is one program (layout ops: nothing to rank)")
     p.set_defaults(func=run_collect)
 
 
@@ -74,7 +78,8 @@ def run_collect(args) -> int:
                         min_repeat_ms=args.min_repeat_ms, repeat=args.repeat, seed=args.seed)
     print(f"Collecting {len(tasks)} task(s) x {cfg.random_trials}+{cfg.evolutionary_trials} trials on {target} "
           f"into {args.out}", flush=True)
-    manifest = collect(tasks, target, args.out, cfg, rpc=rpc)
+    manifest = collect(tasks, target, args.out, cfg, rpc=rpc, skip_workloads=measured_workloads(args.skip_measured),
+                       skip_single_program=args.skip_single_program)
     _print_collect_summary(manifest)
     return 0
 

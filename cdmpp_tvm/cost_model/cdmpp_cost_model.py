@@ -9,25 +9,21 @@
 * ``update``: online learning from every measured batch. A run failure is evidence of a bad schedule:
   it is learnt as ``failure_latency_factor`` x the slowest valid latency measured for that task. Each
   call trains for at most ``online.time_budget_s`` seconds.
-* Guard: before an update trains on a fresh batch, the online model and the pretrained ("anchor")
-  model both predict that unseen batch; their pairwise ranking accuracy is tracked as a moving
-  average, and predictions come from whichever model ranks fresh measurements better. A few noisy
-  updates therefore cannot wreck a good pretrained model (``stats()["guard_uses_anchor"]``).
-* New device: on a target whose device descriptor is not one the checkpoint was trained on (logged once,
-  ``stats()["new_device"]``), the model adapts from measurements alone: online training as above, and a
-  per-task calibration of each model's latency scale, exp(median of log(measured / predicted)): for the
-  frozen pretrained model over its predictions of fresh batches, for the online model over the latest
-  measurements, recomputed after updates when ``predict_latency`` needs it. A constant factor
-  per task, the calibration leaves the scores (the ranking) unchanged.
-* Failure safety: an exception in ``predict`` is logged with its task and candidate count, counted,
-  and the call returns uniform random scores (what a random search would do); an exception in
-  ``update`` is logged, counted, and that batch is skipped. Tuning goes on either way.
+* The learner of the task at hand (``boosted.py``): per task, boosted trees on its measured programs,
+  fitted to the residual of the pretrained log latency after every update.
+* Guard (``online.Guard``): per task, the pretrained ("anchor"), online and boosted models predict each
+  fresh batch before anything learns from it; the task's predictions come from whichever ranked its
+  fresh batches best, so noisy updates cannot wreck a good pretrained model (``stats()["predictions_by_model"]``).
+* New device (a descriptor the checkpoint was not trained on; logged, ``stats()["new_device"]``): it adapts
+  from measurements: online training, boosting, and a per-task latency calibration of the transformers,
+  exp(median log(measured / predicted)), a constant per task that leaves the ranking unchanged.
+* Failure safety: an exception in ``predict`` is logged, counted, and the call returns uniform random
+  scores (a random-search step); one in ``update`` is logged, counted and the batch skipped.
 """
 from __future__ import annotations
 
 import atexit
 import copy
-import json
 import logging
 import time
 import traceback
@@ -35,7 +31,6 @@ import weakref
 
 import numpy as np
 import torch
-import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
@@ -57,9 +52,11 @@ from ..model.inference import (
     predict_transformed,
     torch_threads,
 )
+from .boosted import BoostedConfig, BoostedLearner, program_vectors
 from .online import (
     Guard,
     LatencyCalibration,
+    fresh_batch_error,
     OnlineConfig,
     ReplayBuffer,
     latest_valid_per_task,
@@ -83,16 +80,21 @@ class CDMPPCostModel(PyCostModel):
     num_threads : torch CPU threads while the model runs (restored afterwards); None keeps torch's setting.
         The default 1 is fastest inside a tuner, whose own threads use the other cores.
     online : online-learning settings (``OnlineConfig``); ``OnlineConfig(enabled=False)`` freezes the model.
+    boosted : the per-task boosted learner's settings (``BoostedConfig``); ``BoostedConfig(enabled=False)``
+        leaves the choice to the pretrained and online models.
     """
 
     def __init__(self, checkpoint: str | None = None, device: str = "auto", batch_size: int = 1024,
-                 online: OnlineConfig | None = None, num_threads: int | None = 1, seed: int = 0):
+                 online: OnlineConfig | None = None, num_threads: int | None = 1, seed: int = 0,
+                 boosted: BoostedConfig | None = None):
         super().__init__()
         self.checkpoint_spec = checkpoint
         self.torch_device = default_torch_device(device)
         self.batch_size = batch_size
         self.num_threads = num_threads if self.torch_device.type == "cpu" else None
         self.online = online or OnlineConfig()
+        self.boosted = boosted or BoostedConfig()
+        self._learner = BoostedLearner(self.boosted, self.online.failure_latency_factor, seed)
         self.featurizer = CompactASTFeaturizer()
         # Load (on a first run: compile, 5-20 s, logged) the compiled featurizer now, not in the first predict.
         native_status()
@@ -113,7 +115,8 @@ class CDMPPCostModel(PyCostModel):
         self._stats = {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
                        "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0,
                        "update_seconds": 0.0, "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0,
-                       "online_nonfinite_losses": 0}
+                       "online_nonfinite_losses": 0,
+                       "predictions_by_model": {"anchor": 0, "online": 0, "boosted": 0}}
         _LIVE_MODELS.add(self)
         if checkpoint is not None:
             self._load(checkpoint)
@@ -151,22 +154,26 @@ class CDMPPCostModel(PyCostModel):
 
     def predict_latency(self, context: ms.TuneContext, candidates: list[ms.MeasureCandidate]) -> np.ndarray:
         """Predicted latency in seconds of each candidate on the context's target: the prediction of the
-        model the guard trusts, times that model's calibration factor for the task (1 until something of
-        this device was measured). Unlike ``predict``, exceptions propagate."""
+        model the guard trusts for the task; the pretrained and online models' times their calibration
+        factor for the task (1 until something of this device was measured), the boosted learner's as
+        it is (it learnt the task's latencies). Unlike ``predict``, exceptions propagate."""
         if not candidates:
             return np.zeros(0)
         with torch_threads(self.num_threads):
             self._ensure_model(context)
-            dev_vec = self._device_vec(context)
-            lat = self._predict_latency(self._prediction_model(), self._featurize(context, candidates), dev_vec)
-            return lat * self._calibration_in_use(context, dev_vec)
+            dev_vec, task = self._device_vec(context), shash2hex(context.mod)
+            name = self._choice(task)
+            lat = self._latency_of(name, task, self._featurize(context, candidates), dev_vec)
+            return lat * self._calibration_in_use(name, task, dev_vec)
 
     def load(self, path: str) -> None:
         self._load(path)
 
     def save(self, path: str) -> None:
-        """Save the current (online-updated) model as a normal checkpoint."""
-        model = self._prediction_model()
+        """Save the current transformer as a normal checkpoint: the online-updated model, or the pretrained
+        one where the guard found it ranks fresh batches better over all tasks. The per-task boosted
+        learners are not saved: they belong to the tasks tuned."""
+        model = self._pretrained() if self._anchor is not None and self._guard.prefers_anchor() else self.model
         if model is None:
             raise RuntimeError("CDMPPCostModel.save: no model yet (load a checkpoint or tune first)")
         info = dict(self._ckpt.info if self._ckpt else {})
@@ -177,11 +184,13 @@ class CDMPPCostModel(PyCostModel):
     def stats(self) -> dict:
         s = dict(self._stats)
         native = native_status()
-        s.update(featurize_seconds=self.featurizer.seconds, cache_hits=self.featurizer.hits,
+        s["predictions_by_model"] = dict(s["predictions_by_model"])
+        s.update(boosted_fits=self._learner.fits, boosted_fit_seconds=self._learner.fit_seconds,
+                 boosted_tasks=len(self._learner.boosters), featurize_seconds=self.featurizer.seconds, cache_hits=self.featurizer.hits,
                  native_featurizer=native["loaded"], python_featurizer_programs=native["fallback_calls"],
                  cache_misses=self.featurizer.misses, cache_hit_rate=self.featurizer.hit_rate,
                  oom_batch_splits=self._oom.splits, fallbacks=self._fallbacks(),
-                 guard_uses_anchor=self._use_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
+                 guard_uses_anchor=self._anchor is not None and self._guard.prefers_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
                  torch_device=str(self.torch_device), new_device=any(self._new_device.values()),
                  calibrated_tasks=len(self._calibration.tasks()),
                  fresh_batch_errors=list(self._fresh_errors))
@@ -196,11 +205,11 @@ class CDMPPCostModel(PyCostModel):
         s = self.stats()
         logger.log(level, "CDMPPCostModel: %d candidates scored in %d predict calls (featurize %.1f s, inference "
                    "%.1f s, %s featurizer, cache hit rate %.1f%%), %d updates (%d records, %d failed runs, "
-                   "%d online steps, %.1f s), fallbacks %d, guard uses %s model, device %s", s["candidates_scored"], s["predict_calls"],
-                   s["featurize_seconds"], s["inference_seconds"],
+                   "%d online steps, %d boosted fits on %d tasks, %.1f s), fallbacks %d, predictions by model %s, "
+                   "device %s", s["candidates_scored"], s["predict_calls"], s["featurize_seconds"], s["inference_seconds"],
                    "compiled" if s["native_featurizer"] else "Python", 100 * s["cache_hit_rate"], s["update_calls"],
-                   s["records_seen"], s["failed_runs_seen"], s["online_steps"], s["update_seconds"],
-                   s["fallbacks"], "the pretrained" if s["guard_uses_anchor"] else "the online", s["torch_device"])
+                   s["records_seen"], s["failed_runs_seen"], s["online_steps"], s["boosted_fits"], s["boosted_tasks"],
+                   s["update_seconds"], s["fallbacks"], s["predictions_by_model"], s["torch_device"])
 
     # ---------------------------------------------------------------------------------------------
     def _load(self, spec: str) -> None:
@@ -235,7 +244,7 @@ class CDMPPCostModel(PyCostModel):
         if key not in self._device_vecs:
             self._device_vecs[key] = device_descriptor(context.target)
         if key not in self._new_device and self._ckpt is not None:
-            trained = self._trained_descriptors()
+            trained = self._ckpt.trained_descriptors()
             vec = self._device_vecs[key]
             self._new_device[key] = not any(t.shape == vec.shape and np.allclose(t, vec, atol=1e-6) for t in trained)
             if self._new_device[key]:
@@ -244,51 +253,56 @@ class CDMPPCostModel(PyCostModel):
                             self._ckpt.path, self._ckpt.device.get("name"))
         return self._device_vecs[key]
 
-    def _trained_descriptors(self) -> list[np.ndarray]:
-        """Descriptors of the checkpoint's training device(s), under the current descriptor schema."""
-        out = []
-        if self._ckpt.device.get("descriptor"):
-            out.append(np.asarray(self._ckpt.device["descriptor"], dtype=np.float32))
-        for t in self._ckpt.device.get("targets", []) or []:
-            try:
-                out.append(device_descriptor(tvm.target.Target(json.loads(t) if isinstance(t, str) else t)))
-            except Exception:  # noqa: BLE001 - a target this TVM cannot parse is simply not matched
-                continue
-        return out
-
     def _featurize(self, context, candidates) -> list[CompactAST]:
         return self.featurizer.featurize([c.sch.mod for c in candidates], is_gpu_target(context.target))
 
-    def _calibration_in_use(self, context, dev_vec: np.ndarray) -> float:
-        """Calibration factor for this task of the model predictions come from (``_prediction_model``); the
-        online model's is recomputed first when updates made it stale."""
-        name = "anchor" if self._use_anchor() else "online"
+    def _calibration_in_use(self, name: str, task: str, dev_vec: np.ndarray) -> float:
+        """Calibration factor of model ``name`` for ``task`` (1 for the boosted learner, which learnt the
+        task's latencies); the online model's is recomputed first when updates made it stale."""
+        if name == "boosted":
+            return 1.0
         if name == "online" and self._online_calibration_stale:
             self._refresh_online_calibration(dev_vec)
-        return self._calibration.factor(name, shash2hex(context.mod))
+        return self._calibration.factor(name, task)
 
-    def _record_fresh_error(self, context, batch, online: np.ndarray, anchor: np.ndarray, dev_vec) -> None:
-        """Error on a measured batch before learning from it, from the batch's online and anchor predictions:
-        of ``predict_latency`` (what the cost model would have said) and of the pretrained model as loaded
-        (no calibration, no online training; the anchor, or the model itself before its first online step),
-        so ``stats()["fresh_batch_errors"]`` shows how the model adapts to a task and device as trials accrue."""
-        valid = np.asarray([i for i, (_, lat, _) in enumerate(batch) if lat is not None], dtype=int)
-        if not len(valid):
-            return
-        true = np.asarray([batch[i][1] for i in valid])
-        used = (anchor if self._use_anchor() else online)[valid] * self._calibration_in_use(context, dev_vec)
-        pretrained = anchor[valid]
-        self._fresh_errors.append({
-            "records_before": self._stats["records_seen"], "task": _task_name(context), "n": len(valid),
-            "mape": float(np.mean(np.abs(used - true) / true)),
-            "pretrained_mape": float(np.mean(np.abs(pretrained - true) / true)),
-            "pairwise_accuracy": pairwise_accuracy(used, true) if len(valid) > 1 and np.ptp(true) > 0 else None})
+    def _record_fresh_error(self, context, task: str, batch, fresh: dict[str, np.ndarray], dev_vec) -> None:
+        """Error on a measured batch before learning from it (``online.fresh_batch_error``) of what
+        ``predict_latency`` would have said and of the pretrained model as loaded, so
+        ``stats()["fresh_batch_errors"]`` shows how the model adapts to a task and device as trials accrue."""
+        name = self._choice(task)
+        entry = fresh_batch_error(batch, fresh[name] * self._calibration_in_use(name, task, dev_vec), fresh["anchor"])
+        if entry is not None:
+            self._fresh_errors.append({"records_before": self._stats["records_seen"], "task": _task_name(context),
+                                       "model": name} | entry)
 
-    def _use_anchor(self) -> bool:
-        return self._anchor is not None and self._guard.prefers_anchor()
+    def _choice(self, task: str) -> str:
+        """The model that predicts ``task``: "boosted", "online" or "anchor" (the guard's choice among
+        those that exist; before the first online step the online model is the pretrained one)."""
+        available = ("boosted",) if self.boosted.enabled and self._learner.has_model(task) else ()
+        available += ("online", "anchor") if self._anchor is not None else ("online",)
+        return self._guard.choose(task, available)
 
-    def _prediction_model(self) -> CDMPPNet | None:
-        return self._anchor if self._use_anchor() else self.model
+    def _pretrained(self) -> CDMPPNet:
+        """The model as loaded: the frozen anchor once online training started, until then the model itself."""
+        return self._anchor if self._anchor is not None else self.model
+
+    def _latency_of(self, name: str, task: str, asts: list[CompactAST], dev_vec) -> np.ndarray:
+        """Latency (s, uncalibrated) of the programs as model ``name`` predicts it for ``task``."""
+        if name == "boosted":
+            base, emb = self._pretrained_latency(asts, dev_vec)
+            return np.exp(self._learner.predict(task, self._vectors(asts, emb), np.log(base)))
+        return self._predict_latency(self.model if name == "online" else self._pretrained(), asts, dev_vec)
+
+    def _pretrained_latency(self, asts: list[CompactAST], dev_vec) -> tuple[np.ndarray, np.ndarray]:
+        """Pretrained latency (N,) > 0 and program embedding (N, embed_dim): the boosted learner's base, inputs."""
+        t = time.perf_counter()
+        y, emb = predict_transformed(self._pretrained(), asts, dev_vec, self.batch_size, self.torch_device,
+                                     want_embedding=True, oom=self._oom)
+        self._stats["inference_seconds"] += time.perf_counter() - t
+        return np.maximum(self._ckpt.label_transform.inverse(y), 1e-12), emb
+
+    def _vectors(self, asts: list[CompactAST], emb: np.ndarray) -> np.ndarray:
+        return program_vectors(asts, emb if self.boosted.use_embedding else None, self.boosted.first_leaves)
 
     def _predict_latency(self, model: CDMPPNet, asts: list[CompactAST], device_vec: np.ndarray) -> np.ndarray:
         t = time.perf_counter()
@@ -300,11 +314,14 @@ class CDMPPCostModel(PyCostModel):
         if not candidates:
             return np.zeros(0)
         self._ensure_model(context)
-        asts = self._featurize(context, candidates)
-        lat = self._predict_latency(self._prediction_model(), asts, self._device_vec(context))
+        task = shash2hex(context.mod)
+        name = self._choice(task)
+        lat = self._latency_of(name, task, self._featurize(context, candidates), self._device_vec(context))
         if not np.all(np.isfinite(lat)):
-            raise FloatingPointError(f"non-finite predicted latency for {int((~np.isfinite(lat)).sum())} candidates")
+            raise FloatingPointError(f"non-finite predicted latency for {int((~np.isfinite(lat)).sum())} candidates "
+                                     f"(model {name})")
         self._stats["candidates_scored"] += len(candidates)
+        self._stats["predictions_by_model"][name] += 1
         lat = np.maximum(lat, 1e-12)
         return lat.min() / lat
 
@@ -323,22 +340,31 @@ class CDMPPCostModel(PyCostModel):
             batch.append((ast, lat, task))
         if not batch:
             return
-        # Both models score the batch once, before anything learns from it: for the fresh-batch error and
+        # Every model scores the batch once, before anything learns from it: for the fresh-batch error and
         # for the guard. Until the first online step the anchor does not exist: the model is the pretrained one.
         dev_vec = self._device_vec(context)
-        online = self._predict_latency(self.model, asts, dev_vec)
-        anchor = online if self._anchor is None else self._predict_latency(self._anchor, asts, dev_vec)
-        self._record_fresh_error(context, batch, online, anchor, dev_vec)
+        anchor, emb = self._pretrained_latency(asts, dev_vec)
+        vectors = self._vectors(asts, emb)
+        fresh = {"anchor": anchor,
+                 "online": anchor if self._anchor is None else self._predict_latency(self.model, asts, dev_vec)}
+        if self.boosted.enabled and self._learner.has_model(task):
+            fresh["boosted"] = np.exp(self._learner.predict(task, vectors, np.log(anchor)))
+        self._record_fresh_error(context, task, batch, fresh, dev_vec)
         self._stats["records_seen"] += len(batch)
         if not self.online.enabled:
             return
         self._calibration.add_anchor(batch, anchor)
-        if self._anchor is not None:
-            keep, labels = self._buffer.labels(batch)
-            self._guard.track(online[keep], anchor[keep], labels)
+        keep, labels = self._buffer.labels(batch)
+        self._guard.track(task, {name: pred[keep] for name, pred in fresh.items()}, labels)
         self._buffer.extend(batch)
         self._train_online(dev_vec)
         self._online_calibration_stale = True  # recomputed when predict_latency needs it
+        if self.boosted.enabled:
+            self._learner.add(task, vectors, np.log(anchor), [lat for _, lat, _ in batch])
+            first_fit = not self._learner.has_model(task)
+            oof = self._learner.fit(task, cross_validate=first_fit)
+            if oof is not None:
+                self._guard.enter(task, "boosted", oof)
 
     def _refresh_online_calibration(self, dev_vec, max_items: int = 512) -> None:
         """The online model changes with every update, so its calibration is recomputed after training, on

@@ -3,8 +3,9 @@
 * ``ReplayBuffer``: the measured programs (compact AST, latency or None for a failed run, task key),
   and the one rule that turns a failure into a label: ``failure_latency_factor`` x the slowest valid
   latency measured for that task (no label while the task has none).
-* ``Guard``: moving average of the pairwise ranking accuracy of the online model and the pretrained
-  ("anchor") model on fresh batches; predictions come from whichever ranks fresh measurements better.
+* ``Guard``: per task, moving average of the pairwise ranking accuracy of the pretrained ("anchor")
+  model, the online model and the task's boosted learner (``boosted``) on fresh batches; predictions
+  come from whichever ranks the task's fresh measurements better.
 * ``LatencyCalibration``: per model and task, exp(median log(measured / predicted)), the factor that
   ``predict_latency`` applies (the ranking, hence the scores, never changes).
 * ``train_online_steps``: the bounded online training of one ``update`` call.
@@ -80,22 +81,50 @@ class ReplayBuffer:
 
 
 class Guard:
-    """Which model to trust: the one whose predictions of fresh batches ranked them better (moving
-    average with ``momentum``); both start at 0.5, and a tie goes to the online model."""
+    """Which model predicts a task: the one that ranked that task's measured programs best.
+
+    Per task and model, a moving average (``momentum``) of the pairwise ranking accuracy on fresh batches
+    (programs no model had learnt from when it predicted them); a model's first observation on a task
+    starts its average. The boosted learner of a task, fitted before it ever saw a fresh batch, enters
+    with its out-of-fold accuracy on the task's measured programs (``enter``). A task nobody tracked
+    yet (the first round of a new task) follows the global online-vs-anchor average, started at 0.5
+    each. Ties go to the learner of the task, then the online model: ``PREFERENCE``.
+    """
+
+    PREFERENCE = ("boosted", "online", "anchor")
 
     def __init__(self, momentum: float):
         self.momentum = momentum
-        self.accuracy = {"online": 0.5, "anchor": 0.5}
+        self.accuracy = {"online": 0.5, "anchor": 0.5}  # over all tasks
+        self.per_task: dict[str, dict[str, float]] = {}
 
-    def track(self, online: np.ndarray, anchor: np.ndarray, labels: np.ndarray) -> None:
-        """Predictions of both models and the labels of the same fresh programs."""
+    def track(self, task: str, predictions: dict[str, np.ndarray], labels: np.ndarray) -> None:
+        """Predictions of the same fresh programs by each model (name -> (N,)) and their labels (N,)."""
         if len(labels) < 2 or np.ptp(labels) == 0:
             return
         m = self.momentum
-        for name, pred in (("online", online), ("anchor", anchor)):
-            self.accuracy[name] = m * self.accuracy[name] + (1 - m) * pairwise_accuracy(pred, labels)
+        mine = self.per_task.setdefault(task, {})
+        for name, pred in predictions.items():
+            acc = pairwise_accuracy(pred, labels)
+            mine[name] = acc if name not in mine else m * mine[name] + (1 - m) * acc
+            if name in self.accuracy:
+                self.accuracy[name] = m * self.accuracy[name] + (1 - m) * acc
+
+    def enter(self, task: str, name: str, accuracy: float) -> None:
+        """A model's first estimate on ``task`` (kept if fresh batches already tracked it)."""
+        self.per_task.setdefault(task, {}).setdefault(name, accuracy)
+
+    def choose(self, task: str, available: tuple[str, ...] = ("online", "anchor")) -> str:
+        """The model to predict ``task`` with, among ``available``."""
+        mine = {k: v for k, v in self.per_task.get(task, {}).items() if k in available}
+        known = mine or {k: v for k, v in self.accuracy.items() if k in available}
+        if not known:
+            return next(n for n in self.PREFERENCE if n in available)
+        best = max(known.values())
+        return next(n for n in self.PREFERENCE if known.get(n) == best)
 
     def prefers_anchor(self) -> bool:
+        """Over all tasks, the pretrained model ranks fresh batches better than the online one."""
         return self.accuracy["anchor"] > self.accuracy["online"]
 
 
@@ -178,6 +207,20 @@ def train_online_steps(model: CDMPPNet, opt: torch.optim.Optimizer, asts: list[C
         steps += 1
     model.eval()
     return steps, bad_loss
+
+
+def fresh_batch_error(batch: list[Item], used: np.ndarray, pretrained: np.ndarray) -> dict | None:
+    """Of a measured batch's valid programs, predicted before learning from them: the MAPE of ``used``
+    (what the cost model would have said), of ``pretrained`` (the checkpoint as loaded) and the pairwise
+    accuracy of ``used``; None when the batch has no valid program."""
+    valid = np.asarray([i for i, (_, lat, _) in enumerate(batch) if lat is not None], dtype=int)
+    if not len(valid):
+        return None
+    true = np.asarray([batch[i][1] for i in valid])
+    used, pretrained = used[valid], pretrained[valid]
+    return {"n": len(valid), "mape": float(np.mean(np.abs(used - true) / true)),
+            "pretrained_mape": float(np.mean(np.abs(pretrained - true) / true)),
+            "pairwise_accuracy": pairwise_accuracy(used, true) if len(valid) > 1 and np.ptp(true) > 0 else None}
 
 
 def pairwise_accuracy(pred: np.ndarray, true: np.ndarray) -> float:

@@ -16,6 +16,13 @@ near-optimal programs), like TenSet. Output, in ``out_dir``:
 Order: tasks are measured round-robin across their sources (first tag; sources with a single task, such
 as operators, share one turn), so an interrupted or partial collection still covers every network.
 
+Skipped, never measured (listed in the manifest's ``skipped`` with the reason, and logged):
+* with ``skip_workloads``: tasks whose workload is already measured elsewhere (``measured_workloads`` of
+  other collections), so that collecting a suite on a new device buys new tasks, not the same first ones;
+* with ``skip_single_program``: tasks whose design space is a single program (no sampling decision in
+  any design-space trace: reshape, transpose, take, ...). Measured, they give one latency 32 times and
+  nothing to rank.
+
 Resumable: a finished task is skipped, an interrupted phase continues with its remaining trials.
 Interruptible: MetaSchedule appends each measured batch to the database as it completes, so a kill
 loses at most the batch in flight. Build and run errors are counted, never fatal.
@@ -40,10 +47,10 @@ from tvm_patches.tensor_intrin import register_tensor_intrinsics
 from ..atomic_io import write_json_atomic
 from ..workloads import Task
 from .database_files import repair_torn_database
-from .layout import RECORD_FILE, TASK_FILE, count_lines, database_lines, task_dir_name, trace_key
+from .layout import RECORD_FILE, TASK_FILE, WORKLOAD_FILE, count_lines, database_lines, task_dir_name, trace_key
 from .manifest import finish_run, open_manifest, record_task
 from .measure import CollectConfig, RPCSettings, collect_builder, collect_runner
-from .reader import latency_of
+from .reader import find_databases, latency_of
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +142,35 @@ def _exhausted_design_space(record_file: Path) -> str | None:
     return None
 
 
+def measured_workloads(roots: list[str | os.PathLike]) -> set[str]:
+    """Workload hashes (``shash2hex``) of the databases under ``roots`` that hold at least one record
+    (their ``task.json`` says so; a database without one, e.g. the bootstrap set, by its workload file)."""
+    out = set()
+    for d in find_databases(roots):
+        if (d / TASK_FILE).exists():
+            info = json.loads((d / TASK_FILE).read_text())
+            if info.get("valid", 0) > 0:
+                out.add(info["workload"])
+        elif count_lines(d / RECORD_FILE) > 0:
+            # A workload line is [structural hash as a decimal string, module JSON].
+            with open(d / WORKLOAD_FILE, encoding="utf-8") as f:
+                out.update(f"0x{int(json.loads(line)[0]):016x}" for line in f if line.strip())
+    return out
+
+
+def is_single_program(task: Task, target: tvm.target.Target) -> bool:
+    """True when every design space of ``task`` is one program: its traces make no sampling decision."""
+    ctx = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply", task_name=task.name,
+                         num_threads="physical")
+    return all(len(sch.trace.decisions) == 0 for sch in ctx.space_generator.generate_design_space(task.mod))
+
+
 def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.PathLike, cfg: CollectConfig,
-            rpc: RPCSettings | None = None, progress: bool = True) -> dict:
-    """Measure every task (resuming where a previous run stopped) and return the manifest."""
+            rpc: RPCSettings | None = None, progress: bool = True, skip_workloads: set[str] = frozenset(),
+            skip_single_program: bool = False) -> dict:
+    """Measure every task (resuming where a previous run stopped) and return the manifest; tasks whose
+    workload is in ``skip_workloads`` and, with ``skip_single_program``, single-program tasks are skipped
+    (see the module docstring)."""
     quiet_metaschedule_logging()
     register_tensor_intrinsics(target)
     out = Path(out_dir)
@@ -145,11 +178,43 @@ def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.Path
     builder, runner = collect_builder(cfg), collect_runner(cfg, rpc)
     per_task = cfg.random_trials + cfg.evolutionary_trials
     todo = [t for t in interleave_by_source(tasks) if manifest["tasks"].get(task_dir_name(t), {}).get("status") != "done"]
+    todo = _without_skipped(todo, target, out, manifest, skip_workloads, skip_single_program)
+    write_json_atomic(manifest_path, manifest)
     with tqdm(total=per_task * len(todo), desc="measured", unit="trial", disable=not progress) as bar:
         for task in todo:
             state = _collect_task(task, target, out, cfg, builder, runner, bar)
             record_task(manifest_path, manifest, task_dir_name(task), state)
     return finish_run(manifest_path, manifest)
+
+
+def _without_skipped(todo: list[Task], target, out: Path, manifest: dict, skip_workloads: set[str],
+                     skip_single_program: bool) -> list[Task]:
+    """``todo`` less the tasks this run skips, listed with their reasons in ``manifest["skipped"]``
+    (this run's list: a later run without the options measures them). A task that already has a
+    directory is never skipped: it was started on purpose."""
+    before = manifest.get("skipped", {})
+    skipped, keep = {}, []
+    for task in todo:
+        name, workload = task_dir_name(task), shash2hex(task.mod)
+        reason = None
+        if not (out / name).exists():
+            if workload in skip_workloads:
+                reason = "measured_elsewhere"
+            elif skip_single_program and (before.get(name, {}).get("single_program")
+                                          or is_single_program(task, target)):
+                reason = "single_program"
+        if reason is None:
+            keep.append(task)
+        else:
+            skipped[name] = {"name": task.name, "tags": list(task.tags), "workload": workload, "reason": reason}
+            if reason == "single_program":  # a fact of the task: the next run need not build its design space
+                skipped[name]["single_program"] = True
+    manifest["skipped"] = skipped
+    if skipped:
+        reasons = [v["reason"] for v in skipped.values()]
+        logger.warning("skipping %d of %d task(s): %s", len(skipped), len(todo),
+                       ", ".join(f"{reasons.count(r)} {r}" for r in sorted(set(reasons))))
+    return keep
 
 
 def _collect_task(task: Task, target, out: Path, cfg: CollectConfig, builder, runner, bar) -> dict:

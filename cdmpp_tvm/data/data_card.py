@@ -41,8 +41,9 @@ def sources_of(task: dict) -> list[str]:
 
 
 def summarize(manifest: dict) -> dict:
-    """-> {"sources": {source: counts}, "total": counts, "stopped_early": {reason: n}, "runs": [...]}.
-    counts = {"tasks", "valid", "build_failed", "run_failed"}."""
+    """-> {"sources": {source: counts}, "total": counts, "stopped_early": {reason: n}, "skipped": {reason: n},
+    "runs": [...]}. counts = {"tasks", "valid", "build_failed", "run_failed"}; skipped: the last run's
+    tasks left out unmeasured (``collect --skip-measured / --skip-single-program``)."""
     per: dict[str, Counter] = defaultdict(Counter)
     stopped: Counter = Counter()
     for task in manifest["tasks"].values():
@@ -58,8 +59,9 @@ def summarize(manifest: dict) -> dict:
              "valid_per_hour": valid_per_hour(r),
              "note": r.get("note")}
             for r in manifest.get("runs", [])]
+    skipped = Counter(v.get("reason") for v in manifest.get("skipped", {}).values())
     return {"sources": {k: dict(per[k]) for k in sorted(per)}, "total": total, "stopped_early": dict(stopped),
-            "runs": runs}
+            "skipped": dict(skipped), "runs": runs}
 
 
 def data_card_markdown(manifest: dict) -> str:
@@ -77,6 +79,9 @@ def data_card_markdown(manifest: dict) -> str:
     if s["stopped_early"]:
         lines += ["", "Stopped early: " + ", ".join(f"{n} task(s) {r}" for r, n in sorted(s["stopped_early"].items()))
                   + "."]
+    if s["skipped"]:
+        lines += ["", "Skipped, not measured (last run): " + ", ".join(f"{n} task(s) {r}" for r, n in
+                                                                     sorted(s["skipped"].items())) + "."]
     if s["runs"]:
         lines += ["", "| run | start | end | hours | tasks finished | valid records | valid/hour |",
                   "|---|---|---|---|---|---|---|"]

@@ -25,6 +25,7 @@ def open_manifest(out: Path, target, cfg: CollectConfig, rpc: RPCSettings | None
     manifest = json.loads(path.read_text()) if path.exists() else {}
     manifest.update(describe_run(target, cfg, rpc))
     manifest.setdefault("tasks", {})
+    manifest["totals"] = task_totals(manifest["tasks"])
     # One entry per run, kept up to date after every task, so that a run stopped with a kill still has
     # its time window and yield in the manifest (the data card's collection periods and records/hour).
     now = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -20,7 +20,7 @@ import tvm
 
 from ..atomic_io import atomic_path
 from ..data.dataset import TrainingData
-from ..device import DEVICE_SCHEMA_VERSION, device_name
+from ..device import DEVICE_SCHEMA_VERSION, device_descriptor, device_name
 from ..errors import UserError
 from ..features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
 from .inference import default_torch_device, predict_transformed
@@ -49,6 +49,18 @@ class Checkpoint:
     @property
     def config(self) -> ModelConfig:
         return self.model.cfg
+
+    def trained_descriptors(self) -> list[np.ndarray]:
+        """Descriptors of the training device(s), under the current descriptor schema."""
+        out = []
+        if self.device.get("descriptor"):
+            out.append(np.asarray(self.device["descriptor"], dtype=np.float32))
+        for t in self.device.get("targets", []) or []:
+            try:
+                out.append(device_descriptor(tvm.target.Target(json.loads(t) if isinstance(t, str) else t)))
+            except Exception:  # noqa: BLE001 - a target this TVM cannot parse is simply not matched
+                continue
+        return out
 
     def predict_latency_s(self, asts: list, device_vec=None, batch_size: int = 1024, device: str = "auto"):
         """Predicted latency in seconds, (N,) float64, of N compact ASTs. ``device_vec``: the descriptor
