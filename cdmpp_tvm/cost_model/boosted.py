@@ -1,7 +1,6 @@
 """The learner of the task at hand: gradient-boosted trees on the task's measured programs, fitted to the
-residual of the pretrained model (xgboost's ``base_margin``).
-
-The pretrained log latency is the trees' base (xgboost's ``base_margin``) and one of their inputs.
+residual of the pretrained model. The pretrained log latency is the trees' base (xgboost's
+``base_margin``) and one of their inputs.
 
 Why a residual: before the first measurement of a task the pretrained model is all there is; once a
 task has measurements, MetaSchedule's XGBModel learns that one task better than a transformer can be
@@ -19,9 +18,8 @@ flattened. A task's candidates share their store structure, so leaf *i* is the s
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import xgboost as xgb
@@ -74,7 +72,6 @@ class TaskBooster:
         self.cfg = cfg
         self.seed = seed
         self.booster: xgb.Booster | None = None
-        self.n_fitted = 0
 
     def fit(self, x: np.ndarray, log_latency: np.ndarray, base: np.ndarray) -> "TaskBooster":
         """``x``: (N, n_features); ``log_latency``, ``base`` (pretrained log latency): (N,). Refits from scratch."""
@@ -86,7 +83,6 @@ class TaskBooster:
                   "tree_method": "hist", "verbosity": 0}
         data = xgb.DMatrix(_with_base(x, base), label=log_latency, base_margin=base, nthread=c.nthread)
         self.booster = xgb.train(params, data, num_boost_round=c.n_estimators)
-        self.n_fitted = len(x)
         return self
 
     def predict(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:

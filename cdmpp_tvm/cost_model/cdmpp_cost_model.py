@@ -344,10 +344,10 @@ class CDMPPCostModel(PyCostModel):
         # for the guard. Until the first online step the anchor does not exist: the model is the pretrained one.
         dev_vec = self._device_vec(context)
         anchor, emb = self._pretrained_latency(asts, dev_vec)
-        vectors = self._vectors(asts, emb)
+        vectors = self._vectors(asts, emb) if self.boosted.enabled else None  # the boosted learner's inputs
         fresh = {"anchor": anchor,
                  "online": anchor if self._anchor is None else self._predict_latency(self.model, asts, dev_vec)}
-        if self.boosted.enabled and self._learner.has_model(task):
+        if vectors is not None and self._learner.has_model(task):
             fresh["boosted"] = np.exp(self._learner.predict(task, vectors, np.log(anchor)))
         self._record_fresh_error(context, task, batch, fresh, dev_vec)
         self._stats["records_seen"] += len(batch)
