@@ -12,7 +12,9 @@ Models (one instance per model and seed, tasks in order, as one tuning run of se
 ``cdmpp`` (the checkpoint + online transformer + per-task boosted residual, the guard choosing),
 ``cdmpp-noemb`` (the boosted learner without the program embedding among its inputs), ``cdmpp-noboost``
 (``BoostedConfig(enabled=False)``: the cost model before the boosted learner),
-``cdmpp-frozen`` (``OnlineConfig(enabled=False)``: the prior alone), ``xgb`` (MetaSchedule's XGBModel as
+``cdmpp-noonline`` (``OnlineConfig(max_steps_per_update=0)``: the prior and the boosted learner, the
+transformer never trained online), ``cdmpp-short`` (online updates of at most 8 steps / 0.5 s instead
+of 32 / 2 s), ``cdmpp-frozen`` (``OnlineConfig(enabled=False)``: the prior alone), ``xgb`` (MetaSchedule's XGBModel as
 ``bench-search`` builds it) and ``random``.
 
     python benchmarks/online_replay.py --database data/dataset-cpu-v2-znver5 --checkpoint llvm-cpu \\
@@ -49,15 +51,15 @@ from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_te
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.cost_model.boosted import BoostedConfig  # noqa: E402
 from cdmpp_tvm.cost_model.online import pairwise_accuracy  # noqa: E402
-from cdmpp_tvm.data.protocol import load_protocol, network_of  # noqa: E402
+from cdmpp_tvm.data.protocol import load_protocol  # noqa: E402
 from cdmpp_tvm.data.reader import find_databases, read_database  # noqa: E402
-from cdmpp_tvm.data.splits import index_tasks  # noqa: E402
+from cdmpp_tvm.data.splits import index_tasks, network_of  # noqa: E402
 from tvm_patches.quiet_logging import quiet_metaschedule_logging  # noqa: E402
 
 # CDMPPCostModel.stats() kept in the report: where its time went and which model the guard chose.
 STATS = ("predict_seconds", "update_seconds", "boosted_fit_seconds", "boosted_fits", "online_steps",
          "predictions_by_model", "fallbacks")
-MODELS = ("cdmpp", "cdmpp-noemb", "cdmpp-noboost", "cdmpp-frozen", "xgb", "random")
+MODELS = ("cdmpp", "cdmpp-noemb", "cdmpp-noboost", "cdmpp-noonline", "cdmpp-short", "cdmpp-frozen", "xgb", "random")
 
 
 def make_model(name: str, checkpoint: str, seed: int):
@@ -67,6 +69,11 @@ def make_model(name: str, checkpoint: str, seed: int):
         return CDMPPCostModel(checkpoint=checkpoint, seed=seed, boosted=BoostedConfig(use_embedding=False))
     if name == "cdmpp-noboost":
         return CDMPPCostModel(checkpoint=checkpoint, seed=seed, boosted=BoostedConfig(enabled=False))
+    if name == "cdmpp-noonline":
+        return CDMPPCostModel(checkpoint=checkpoint, seed=seed, online=OnlineConfig(max_steps_per_update=0))
+    if name == "cdmpp-short":
+        return CDMPPCostModel(checkpoint=checkpoint, seed=seed,
+                              online=OnlineConfig(max_steps_per_update=8, time_budget_s=0.5))
     if name == "cdmpp-frozen":
         return CDMPPCostModel(checkpoint=checkpoint, seed=seed, online=OnlineConfig(enabled=False))
     if name == "xgb":

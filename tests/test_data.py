@@ -142,6 +142,31 @@ def test_cross_model_split_has_no_task_leakage(tmp_path):
     assert [d.split("/")[0] for d in dev["test"]] == ["cuda_sm_90a"]
 
 
+def test_cross_model_split_over_several_roots_holds_out_every_batch_size_and_extracted_workloads(tmp_path):
+    from cdmpp_tvm.data.splits import cross_model_split, index_tasks
+
+    _fake_task(tmp_path / "a", "conv", "w1", ["resnet18"])
+    _fake_task(tmp_path / "a", "conv_bs8", "w2", ["resnet18-bs8"])
+    _fake_task(tmp_path / "a", "transpose", "w3", ["bert_base_layer"])  # also in resnet18, collected under bert
+    _fake_task(tmp_path / "a", "dense", "w4", ["bert_base_layer"])
+    bootstrap = tmp_path / "b" / "C2D-0"  # no task.json: known by the workload its workload file defines
+    bootstrap.mkdir(parents=True)
+    (bootstrap / RECORD_FILE).write_text("")
+    (bootstrap / "database_workload.json").write_text(json.dumps([str(0x1F), {}]) + "\n")
+    tasks = index_tasks([tmp_path / "a", tmp_path / "b"])
+    assert {t.name: t.workload for t in tasks}["C2D-0"] == f"0x{0x1F:016x}"
+
+    def names(split, part):
+        return sorted(d.rsplit("/", 1)[-1] for d in split[part])
+
+    split = cross_model_split(tasks, ["resnet18"])
+    assert names(split, "test") == ["conv", "conv_bs8"] and "C2D-0" in names(split, "train")
+    assert names(cross_model_split(tasks, ["resnet18-bs8"]), "test") == ["conv_bs8"]
+    split = cross_model_split(tasks, ["resnet18"], {"w3", f"0x{0x1F:016x}"})
+    assert names(split, "test") == ["C2D-0", "conv", "conv_bs8", "transpose"]
+    assert split["held_out_workloads"] == sorted({"w3", f"0x{0x1F:016x}"})
+
+
 def test_protocol_final_test_is_in_no_fold_and_folds_hold_out_whole_families(tmp_path):
     from cdmpp_tvm.data.protocol import load_protocol, protocol_splits
     from cdmpp_tvm.data.splits import index_tasks

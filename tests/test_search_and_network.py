@@ -105,6 +105,36 @@ def test_search_plots_of_tasks_with_a_long_common_prefix_do_not_overwrite_each_o
     assert len(list(tmp_path.glob("search_*.png"))) == 3
 
 
+TRANSPOSE_SCRIPT = """
+from tvm.script import tirx as T
+
+
+@T.prim_func(s_tir=True)
+def transpose(A: T.Buffer((64, 32), "float32"), B: T.Buffer((32, 64), "float32")):
+    T.func_attr({"tirx.noalias": True})
+    for i, j in T.grid(32, 64):
+        with T.sblock("B"):
+            v_i, v_j = T.axis.remap("SS", [i, j])
+            B[v_i, v_j] = A[v_j, v_i]
+"""
+
+
+def test_cli_bench_search_skips_single_program_tasks(tmp_path, capsys):
+    """A transpose has one program: --skip-single-program leaves it out, and with nothing left to tune
+    the command says so (exit 2) before tuning or writing anything."""
+    from cdmpp_tvm.cli import main
+
+    script = tmp_path / "transpose.py"
+    script.write_text(TRANSPOSE_SCRIPT)
+    out = tmp_path / "bench"
+    argv = ["bench-search", "--workload", str(script), "--models", "random", "--trials", "4", "--seeds", "0",
+            "--out", str(out), "--skip-single-program"]
+    assert main(argv) == 2
+    err = capsys.readouterr()
+    assert "Skipping 1 single-program task(s)" in err.out and "left no task to tune" in err.err
+    assert not out.exists()
+
+
 def test_predict_network_uses_measured_records_and_samples_the_rest(host_target, tmp_path):
     ckpt = load_checkpoint("llvm-cpu")
     sampled = predict_network_latency("dcgan_generator", host_target, ckpt, samples=8)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..bench import SearchBenchConfig, run_benchmark, summary_markdown
+from ..data.collect import is_single_program
+from ..errors import UserError
 from ..workloads import load_tasks
 from .common import TARGET_HELP, cli_target, positive_int
 
@@ -31,15 +33,24 @@ def add_arguments(p) -> None:
                    help="checkpoint of the 'cdmpp' model (default: bundled for the target)")
     p.add_argument("--target", default="host", help=TARGET_HELP)
     p.add_argument("--out", required=True, help="results directory (resumed if it exists)")
+    p.add_argument("--skip-single-program", action="store_true",
+                   help="leave out tasks whose design space is one program (reshape, transpose, ...): every model "
+                        "measures the same program there, so they only add measurement noise and time")
     p.add_argument("--report-only", action="store_true",
                    help="tune nothing: write the report of the runs already finished in --out (tasks that not "
                         "every model and seed has finished are left out and listed)")
 
 
-
 def run(args) -> int:
     target = cli_target(args.target)
     tasks = load_tasks([args.suite] if args.suite else args.workload, target)
+    if args.skip_single_program:
+        single = {t.name for t in tasks if is_single_program(t, target)}
+        if single:
+            print(f"Skipping {len(single)} single-program task(s): {', '.join(sorted(single))}", flush=True)
+        tasks = [t for t in tasks if t.name not in single]
+        if not tasks:
+            raise UserError("--skip-single-program left no task to tune: every design space is one program")
     budgets = tuple(b for b in args.budgets if b <= args.trials) or (args.trials,)
     cfg = SearchBenchConfig(models=tuple(args.models), trials=args.trials, trials_per_iter=args.trials_per_iter,
                             population_size=args.population_size, seeds=tuple(args.seeds), checkpoint=args.checkpoint,

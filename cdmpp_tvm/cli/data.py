@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tvm.s_tir.meta_schedule.utils import shash2hex
+
 from ..atomic_io import write_json_atomic
 from ..data import TASK_CACHE, CollectConfig, RPCSettings, collect, collect_from_selection, measured_workloads
 from ..data.data_card import data_card_markdown, load_manifest, summarize
@@ -15,6 +17,7 @@ from ..data.selection_files import read_selection
 from ..data.splits import cross_device_split, cross_model_split, index_tasks, read_split, write_split
 from ..device import device_for_target
 from ..errors import UserError
+from ..workloads import load_tasks
 from ..workloads.task_cache import load_tasks_cached
 from .common import TARGET_HELP, cli_target, non_negative_float, non_negative_int, positive_int
 
@@ -145,12 +148,17 @@ def run_data_card(args) -> int:
 def _add_split(sub) -> None:
     p = sub.add_parser("split", help="write train/test splits of a dataset: cross-model, cross-device, or the "
                                      "generalization protocol's final test and family folds")
-    p.add_argument("--dataset", required=True, help="root directory of collected databases")
+    p.add_argument("--dataset", required=True, nargs="+",
+                   help="root directory (or directories) of collected databases; the split's root is their "
+                        "common parent")
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--held-out", nargs="+", help="networks whose tasks form the test set (cross-model)")
     kind.add_argument("--test-devices", nargs="+", help="device names whose databases form the test set")
     kind.add_argument("--protocol", help="protocol YAML (configs/protocol/): writes final-test.json and one "
                                          "fold-<family>.json per family into --out, a directory")
+    p.add_argument("--extract-held-out", action="store_true",
+                   help="with --held-out: also extract the held-out networks' tasks now and hold out every "
+                        "database of their workloads, including tasks collected under another network's name")
     p.add_argument("--out", required=True, help="split JSON file to write (a directory with --protocol)")
     p.set_defaults(func=run_split)
 
@@ -162,7 +170,14 @@ def run_split(args) -> int:
         for path, split in zip(write_protocol_splits(splits, args.out), splits.values()):
             _print_split(split, path)
         return 0
-    split = cross_model_split(tasks, args.held_out) if args.held_out else cross_device_split(tasks, args.test_devices)
+    if args.extract_held_out and not args.held_out:
+        raise UserError("--extract-held-out needs --held-out")
+    if args.held_out:
+        extra = ({shash2hex(t.mod) for t in load_tasks(args.held_out, cli_target("host"))}
+                 if args.extract_held_out else set())
+        split = cross_model_split(tasks, args.held_out, extra)
+    else:
+        split = cross_device_split(tasks, args.test_devices)
     write_split(split, args.out)
     _print_split(split, args.out)
     return 0

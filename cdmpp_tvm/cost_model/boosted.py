@@ -4,7 +4,7 @@ residual of the pretrained model. The pretrained log latency is the trees' base 
 
 Why a residual: before the first measurement of a task the pretrained model is all there is; once a
 task has measurements, MetaSchedule's XGBModel learns that one task better than a transformer can be
-fine-tuned in 2 s. Boosting from the pretrained prediction (log latency) as the base keeps the prior
+fine-tuned in one update's budget. Boosting from the pretrained prediction (log latency) as the base keeps the prior
 where the task's programs say nothing and corrects it where they do: with no trees it *is* the
 pretrained model.
 

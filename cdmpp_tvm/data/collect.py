@@ -47,10 +47,10 @@ from tvm_patches.tensor_intrin import register_tensor_intrinsics
 from ..atomic_io import write_json_atomic
 from ..workloads import Task
 from .database_files import repair_torn_database
-from .layout import RECORD_FILE, TASK_FILE, WORKLOAD_FILE, count_lines, database_lines, task_dir_name, trace_key
+from .layout import RECORD_FILE, TASK_FILE, count_lines, database_lines, task_dir_name, trace_key
 from .manifest import finish_run, open_manifest, record_task
 from .measure import CollectConfig, RPCSettings, collect_builder, collect_runner
-from .reader import find_databases, latency_of
+from .reader import find_databases, latency_of, workload_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ def measured_workloads(roots: list[str | os.PathLike]) -> set[str]:
             if info.get("valid", 0) > 0:
                 out.add(info["workload"])
         elif count_lines(d / RECORD_FILE) > 0:
-            # A workload line is [structural hash as a decimal string, module JSON].
-            with open(d / WORKLOAD_FILE, encoding="utf-8") as f:
-                out.update(f"0x{int(json.loads(line)[0]):016x}" for line in f if line.strip())
+            out.update(workload_hashes(d))
     return out
 
 

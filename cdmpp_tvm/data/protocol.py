@@ -17,14 +17,13 @@ Tasks are identified by workload hash, so a workload collected in two directorie
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..errors import UserError
-from .splits import TaskDir, split_by_predicate, write_split
+from .splits import TaskDir, network_of, split_by_predicate, write_split
 
 _KEYS = {"name", "final_test", "families"}
 
@@ -56,11 +55,6 @@ def load_protocol(path: str | os.PathLike) -> Protocol:
     if twice := sorted({n for n in named if named.count(n) > 1}):
         raise UserError(f"{path}: network(s) {twice} named more than once (final_test and families are disjoint)")
     return Protocol(str(spec["name"]), tuple(final), {k: tuple(v) for k, v in families.items()})
-
-
-def network_of(tag: str) -> str:
-    """The network of a source tag: ``resnet18-bs8`` -> ``resnet18`` (see workloads.network_tag)."""
-    return re.sub(r"-bs\d+$", "", tag)
 
 
 def protocol_splits(tasks: list[TaskDir], protocol: Protocol) -> dict[str, dict]:

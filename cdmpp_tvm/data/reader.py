@@ -104,6 +104,13 @@ def read_databases(paths: list[str | os.PathLike], include_unmeasured: bool = Fa
     return report
 
 
+def workload_hashes(directory: str | os.PathLike) -> set[str]:
+    """Workload hashes (``shash2hex`` form) that a database's workload file defines, without parsing the
+    modules: a workload line is [structural hash as a decimal string, module JSON]."""
+    with open(Path(directory) / WORKLOAD_FILE, encoding="utf-8") as f:
+        return {f"0x{int(json.loads(line)[0]):016x}" for line in f if line.strip()}
+
+
 def latency_of(run_secs) -> float | None:
     """Median of run_secs in seconds, or None for a failed measurement."""
     if not run_secs:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic_io import write_json_atomic
 from ..errors import UserError
-from .layout import MANIFEST, TASK_FILE
-from .reader import find_databases
+from .layout import MANIFEST, TASK_FILE, WORKLOAD_FILE
+from .reader import find_databases, workload_hashes
 
 
 @dataclass
@@ -33,18 +34,28 @@ class TaskDir:
     device: str
 
 
-def index_tasks(root: str | os.PathLike) -> list[TaskDir]:
-    """Every database under ``root`` with its task facts (``task.json``) and device (``manifest.json``)."""
-    root = Path(root)
+def index_tasks(roots: str | os.PathLike | list[str | os.PathLike]) -> list[TaskDir]:
+    """Every database under ``roots`` (one directory or several) with its task facts and device
+    (``manifest.json``). The facts come from ``task.json``; a database without one (e.g. the bootstrap
+    set, collected before task.json existed) is an untagged task named after its directory, identified
+    by the workload its workload file defines, so a cross-model split still puts it on the held-out side
+    when a held-out network has the same workload."""
+    roots = [Path(r) for r in (roots if isinstance(roots, list) else [roots])]
     out = []
-    for d in find_databases([root]):
-        info_path = d / TASK_FILE
-        if not info_path.exists():
-            raise UserError(f"{d}: no {TASK_FILE}; splits need the task facts `cdmpp-tvm collect` writes")
-        info = json.loads(info_path.read_text())
-        manifest = _find_manifest(d, root)
-        out.append(TaskDir(d, info["name"], info["workload"], tuple(info.get("tags", ())),
-                           manifest.get("device", "unknown") if manifest else "unknown"))
+    for root in roots:
+        for d in find_databases([root]):
+            manifest = _find_manifest(d, root)
+            device = manifest.get("device", "unknown") if manifest else "unknown"
+            info_path = d / TASK_FILE
+            if info_path.exists():
+                info = json.loads(info_path.read_text())
+                out.append(TaskDir(d, info["name"], info["workload"], tuple(info.get("tags", ())), device))
+                continue
+            workloads = workload_hashes(d)
+            if len(workloads) != 1:
+                raise UserError(f"{d}: no {TASK_FILE}, and its {WORKLOAD_FILE} defines {len(workloads)} workloads "
+                                f"(a split needs one per database)")
+            out.append(TaskDir(d, d.name, workloads.pop(), (), device))
     return out
 
 
@@ -57,13 +68,28 @@ def _find_manifest(d: Path, root: Path) -> dict | None:
     return None
 
 
-def cross_model_split(tasks: list[TaskDir], held_out: list[str]) -> dict:
+def network_of(tag: str) -> str:
+    """The network of a source tag: ``resnet18-bs8`` -> ``resnet18`` (see workloads.network_tag)."""
+    return re.sub(r"-bs\d+$", "", tag)
+
+
+def cross_model_split(tasks: list[TaskDir], held_out: list[str], extra_workloads: set[str] = frozenset()) -> dict:
+    """Test = every task of a held-out network, at every batch size it was collected at (``resnet18``
+    holds out ``resnet18-bs8`` too; a tag with a batch size, e.g. ``resnet18-bs8``, holds out that one),
+    and every task whose workload is in ``extra_workloads`` (the held-out networks' workloads as extracted
+    now: a task collected under another network's name carries no held-out tag)."""
+    def held(tag: str) -> bool:
+        return tag in held_out or network_of(tag) in held_out
+
     tags = {t for task in tasks for t in task.tags}
-    unknown = [n for n in held_out if n not in tags]
+    unknown = [n for n in held_out if not any(t == n or network_of(t) == n for t in tags)]
     if unknown:
         raise UserError(f"held-out network(s) {unknown} occur in no task; known tags: {sorted(tags)}")
-    test_workloads = {t.workload for t in tasks if set(t.tags) & set(held_out)}
-    return split_by_predicate("cross-model", {"held_out": list(held_out)}, tasks,
+    test_workloads = {t.workload for t in tasks if any(held(g) for g in t.tags)} | set(extra_workloads)
+    params = {"held_out": list(held_out)}
+    if extra_workloads:
+        params["held_out_workloads"] = sorted(extra_workloads)
+    return split_by_predicate("cross-model", params, tasks,
                               lambda t: t.workload in test_workloads)
 
 
