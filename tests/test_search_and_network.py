@@ -94,6 +94,26 @@ def test_search_benchmark_report_only_covers_tasks_every_model_finished(bench, h
     assert "Partial" in (copy / "summary.md").read_text()
 
 
+def test_search_overview_tabulates_networks_and_bounds_the_speedup_by_the_headroom(bench, tmp_path):
+    out, _, _, report = bench
+    script = REPO / "benchmarks" / "search_overview.py"
+    subprocess.run([sys.executable, str(script), str(out), "--name", "t", "--out-dir", str(tmp_path)],
+                   check=True, timeout=120)
+    (row,) = json.loads((tmp_path / "t-overview.json").read_text())["networks"]
+    assert row["speedup"] == report["summary"]["tunable"]["speedup"]
+    for budget, bases in row["speedup"].items():
+        # cdmpp's best is one of the programs found, so its speedup over xgb can never exceed the headroom.
+        assert bases["xgb"] <= row["xgb_headroom"][budget] + 1e-12
+        assert row["speedup_per_seed"][budget]["xgb"] == pytest.approx([bases["xgb"]])
+    assert "## cdmpp vs xgb" in (tmp_path / "t-overview.md").read_text() and (tmp_path / "t-overview.png").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.json").write_text("{")
+    run = subprocess.run([sys.executable, str(script), str(bad), "--name", "t", "--out-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "results.json" in run.stderr and run.stderr.count("\n") == 1
+
+
 def test_search_plots_of_tasks_with_a_long_common_prefix_do_not_overwrite_each_other(tmp_path):
     # Fused ResNet-18 tasks share their first 80 characters (..._add2_relu1 / ..._add2_add3_relu1).
     stem = "resnet18.fused_conv2d1_subtract1_divide1_expand_dims_multiply1_expand_dims_add2_"
