@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -31,12 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
-from cdmpp_tvm.bench.report import benchmark_command, best_at  # noqa: E402
+from cdmpp_tvm.bench.report import benchmark_command, best_at, geomean  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
-
-
-def _geomean(xs: list[float]) -> float | None:
-    return float(math.exp(np.mean(np.log(xs)))) if xs else None
 
 
 def network_overview(report: dict, label: str) -> dict:
@@ -46,25 +41,23 @@ def network_overview(report: dict, label: str) -> dict:
     tunable = [row["task"] for row in summary["per_task"] if row["tunable"]]
     by = {(r["model"], r["task"], r["seed"]): r for r in report["runs"]}
     bases = [m for m in cfg["models"] if m != "cdmpp"]
-    per_seed = {}
-    for budget in cfg["budgets"]:
-        per_seed[str(budget)] = {}
-        for base in bases:
-            row = []
-            for seed in cfg["seeds"]:
-                ratios = [best_at(by[(base, t, seed)]["curve"], budget) / best_at(by[("cdmpp", t, seed)]["curve"], budget)
-                          for t in tunable if ("cdmpp", t, seed) in by and (base, t, seed) in by
-                          and best_at(by[("cdmpp", t, seed)]["curve"], budget)
-                          and best_at(by[(base, t, seed)]["curve"], budget)]
-                row.append(_geomean(ratios))
-            per_seed[str(budget)][base] = row
+
+    def best(model: str, task: str, seed: int, budget: int) -> float | None:
+        run = by.get((model, task, seed))
+        return best_at(run["curve"], budget) if run else None
+
+    # geomean drops the None ratios of runs that are missing or found nothing valid within the budget.
+    per_seed = {str(budget): {base: [geomean([b / c if (b := best(base, t, s, budget)) and (c := best("cdmpp", t, s, budget))
+                                              else None for t in tunable])
+                                     for s in cfg["seeds"]]
+                              for base in bases}
+                for budget in cfg["budgets"]}
     # Headroom: how far xgb's best within each budget is from the best program any run of any model found for
     # the task (geomean over tunable tasks and seeds). No model can beat xgb by more than this with the
     # programs this benchmark found, so it bounds what a speedup target at that budget can ask.
     best_found = {t: min(b for (m, task, s), r in by.items() if task == t for _, b in r["curve"] if b) for t in tunable}
-    headroom = {str(budget): _geomean([best_at(by[("xgb", t, s)]["curve"], budget) / best_found[t]
-                                       for t in tunable for s in cfg["seeds"] if ("xgb", t, s) in by
-                                       and best_at(by[("xgb", t, s)]["curve"], budget)])
+    headroom = {str(budget): geomean([b / best_found[t] if (b := best("xgb", t, s, budget)) else None
+                                      for t in tunable for s in cfg["seeds"]])
                 for budget in cfg["budgets"]} if "xgb" in cfg["models"] else {}
     return {"network": label,
             "n_tasks": len(report["tasks"]), "n_tunable": len(tunable), "seeds": cfg["seeds"],

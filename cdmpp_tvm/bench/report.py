@@ -50,7 +50,7 @@ def _weighted_best_at(by: dict, model: str, weights: dict[str, float], seed: int
     return total
 
 
-def _geomean(xs: list[float]) -> float | None:
+def geomean(xs: list[float]) -> float | None:
     xs = [x for x in xs if x is not None and x > 0]
     return float(math.exp(np.mean(np.log(xs)))) if xs else None
 
@@ -67,7 +67,7 @@ def _speedups(by: dict, tasks: list[Task], cfg: SearchBenchConfig, budget: int) 
                     ca, cb = best_at(a["curve"], budget), best_at(b["curve"], budget)
                     if ca and cb:
                         ratios.append(cb / ca)
-        row[base] = _geomean(ratios)
+        row[base] = geomean(ratios)
     return row
 
 
@@ -87,7 +87,7 @@ def _per_task(by: dict, tasks: list[Task], cfg: SearchBenchConfig) -> list[dict]
     rows = []
     for t in tasks:
         runs = [r for r in (by.get((m, t.name, s)) for m in cfg.models for s in cfg.seeds) if r]
-        best = {m: {str(b): _geomean([best_at(by[(m, t.name, s)]["curve"], b) for s in cfg.seeds
+        best = {m: {str(b): geomean([best_at(by[(m, t.name, s)]["curve"], b) for s in cfg.seeds
                                       if (m, t.name, s) in by]) for b in cfg.budgets} for m in cfg.models}
         to_match = None
         if "cdmpp" in cfg.models and "xgb" in cfg.models:
@@ -107,7 +107,7 @@ def _comparison(by: dict, tasks: list[Task], cfg: SearchBenchConfig) -> dict:
     for budget in cfg.budgets:
         out["speedup"][str(budget)] = _speedups(by, tasks, cfg, budget)
         out["network_latency_s"][str(budget)] = {
-            m: _geomean([_weighted_best_at(by, m, weights, s, budget) for s in cfg.seeds]) for m in cfg.models}
+            m: geomean([_weighted_best_at(by, m, weights, s, budget) for s in cfg.seeds]) for m in cfg.models}
     if "cdmpp" in cfg.models and "xgb" in cfg.models:
         top = max(cfg.budgets)
         needed = []

@@ -82,7 +82,7 @@ def cross_model_split(tasks: list[TaskDir], held_out: list[str], extra_workloads
         return tag in held_out or network_of(tag) in held_out
 
     tags = {t for task in tasks for t in task.tags}
-    unknown = [n for n in held_out if not any(t == n or network_of(t) == n for t in tags)]
+    unknown = [n for n in held_out if n not in tags | {network_of(t) for t in tags}]
     if unknown:
         raise UserError(f"held-out network(s) {unknown} occur in no task; known tags: {sorted(tags)}")
     test_workloads = {t.workload for t in tasks if any(held(g) for g in t.tags)} | set(extra_workloads)
