@@ -26,26 +26,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
-from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline  # noqa: E402
-from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
-from cdmpp_tvm.data.feature_cache import (  # noqa: E402
-    COMPACT_AST,
-    PER_STORE,
-    load_cached_features,
-    same_records,
-    to_training_data,
-)
+from cdmpp_tvm.bench.accuracy import MODELS, score_split  # noqa: E402
+from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.splits import read_split  # noqa: E402
-from cdmpp_tvm.evaluation import (  # noqa: E402
-    compute_metrics,
-    format_metrics_table,
-    program_keys,
-    task_labels,
-)
-
-MODELS = ("CDMPP", "XGB", "MLP")
+from cdmpp_tvm.errors import UserError  # noqa: E402
+from cdmpp_tvm.evaluation import format_metrics_table  # noqa: E402
+from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,48 +49,26 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     train_dirs, test_dirs = read_split(args.split, args.dataset)
-    train, _ = load_cached_features(train_dirs, PER_STORE)
-    test_rows, facts = load_cached_features(test_dirs, PER_STORE)
-    test_asts, _ = load_cached_features(test_dirs, COMPACT_AST)
-    test_rows, test_asts, left_out = same_records(test_rows, test_asts)
-    if left_out:
-        print(f"note: {left_out} test record(s) featurized by only one feature kind are left out", flush=True)
-    if len(train) == 0 or len(test_rows) == 0:
-        print(f"error: {len(train)} training and {len(test_rows)} test records; need both", file=sys.stderr)
-        return 2
-    true_s = test_rows.latencies
-    groups = task_labels(test_rows.groups, facts["task_names"])
-    print(f"train: {len(train)} records of {len(np.unique(train.groups))} tasks; "
-          f"test: {len(true_s)} records of {len(np.unique(groups))} tasks", flush=True)
-
     checkpoint = load_checkpoint(args.cdmpp_checkpoint)
-    test_data = to_training_data(test_asts)
-    predictions, train_seconds = {"CDMPP": checkpoint.predict_latency_s(test_data.asts, test_data.device)}, {}
-    train_seconds["CDMPP"] = checkpoint.info.get("history", {}).get("seconds")  # trained elsewhere: as recorded
-    X = train.rows["features"]
-    for name, model in (("XGB", XGBBaseline(n_threads=args.threads)),
-                        ("MLP", SegmentSumMLP(MLPConfig(time_limit_s=args.mlp_time_limit), n_threads=args.threads))):
-        start = time.perf_counter()
-        model.fit(X, train.latencies, train.groups)
-        train_seconds[name] = time.perf_counter() - start
-        predictions[name] = model.predict(test_rows.rows["features"])
-        print(f"{name}: trained in {train_seconds[name]:.1f} s", flush=True)
-
-    programs = program_keys(test_data.asts)  # single-program tasks are left out of the ranking metrics
-    results = {name: compute_metrics(predictions[name], true_s, groups, programs) for name in MODELS}
+    try:
+        scores = score_split(train_dirs, test_dirs, checkpoint, args.threads, args.mlp_time_limit)
+    except UserError as e:
+        print(f"error: {args.split}: {e}", file=sys.stderr)
+        return 2
+    if scores.left_out:
+        print(f"note: {scores.left_out} test record(s) featurized by only one feature kind are left out", flush=True)
+    results, train_seconds = scores.results, scores.train_seconds
     for name in MODELS:
         print(format_metrics_table(results[name], title=f"== {name}"), "\n", flush=True)
     command = benchmark_command(__file__, argv)
     meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or
             platform.machine(), "cpus": os.cpu_count(), "dataset": args.dataset, "split": args.split,
-            "cdmpp_checkpoint": checkpoint.path, "n_train_records": len(train),
-            "n_train_tasks": len(np.unique(train.groups)), "n_test_records": len(true_s),
-            "n_test_tasks": len(np.unique(groups)), "units": {"mape": "fraction", "rmse": "ms"}}
+            "cdmpp_checkpoint": checkpoint.path, **scores.counts, "units": {"mape": "fraction", "rmse": "ms"}}
     payload = {"meta": meta, "models": {name: {"train_seconds": train_seconds[name], **results[name]}
                                         for name in MODELS}}
     write_text_atomic(out_dir / "accuracy.json", json.dumps(payload, indent=1) + "\n")
     write_text_atomic(out_dir / "accuracy.md", _markdown(meta, results, train_seconds))
-    _plot(predictions, true_s, results, out_dir / "accuracy.png")
+    _plot(scores.predictions, scores.true_s, results, out_dir / "accuracy.png")
     print(f"wrote {out_dir / 'accuracy.json'}, {out_dir / 'accuracy.md'} and {out_dir / 'accuracy.png'}")
     return 0
 
@@ -114,8 +79,9 @@ def _markdown(meta: dict, results: dict, train_seconds: dict) -> str:
               f"{meta['n_train_records']} records of {meta['n_train_tasks']} tasks. {meta['date']}, "
               f"{meta['cpus']} CPUs ({meta['machine']})."), "",
              ("MAPE over records (as a percentage); RMSE over records in milliseconds; Spearman, Kendall, "
-              "top-1 and top-5 are per-task values averaged over the tasks that have 2 or more distinct programs "
-              f"({next(iter(results.values()))['overall']['n_ranked_tasks']} of {meta['n_test_tasks']}; a task "
+              "top-1 and top-5 are per-task values averaged over the tasks that have 2 or more distinct programs, "
+              "a task measured on two devices counting once per device "
+              f"({next(iter(results.values()))['overall']['n_ranked_tasks']} of {meta['n_test_groups']}; a task "
               "whose design space is one program has nothing to rank) (top-k = best latency of the task / "
               "best latency among the k programs predicted fastest). CDMPP's training seconds are those "
               "recorded in its checkpoint (trained elsewhere)."), "",

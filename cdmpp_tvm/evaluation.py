@@ -145,11 +145,16 @@ def _num(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def task_labels(task_keys: np.ndarray, task_names: dict[str, str]) -> np.ndarray:
+def task_labels(task_keys: np.ndarray, task_names: dict[str, str], device_names: np.ndarray | None = None) -> np.ndarray:
     """A readable label per record: its task's name, with the key's first 8 characters appended when
-    two different tasks (keys) share a name, so that labels still identify tasks one to one."""
+    two different tasks (keys) share a name, so that labels still identify tasks one to one. With
+    ``device_names`` ((N,) device of each record) naming more than one device, " @ <device>" is appended:
+    a task measured on two CPUs is two groups, since a tuner ranks programs on one device only."""
     keys = sorted(set(np.asarray(task_keys).tolist()))
     names = {k: task_names.get(k, k) for k in keys}
     shared = {n for n in names.values() if list(names.values()).count(n) > 1}
     label = {k: f"{n} [{k[:8]}]" if n in shared else n for k, n in names.items()}
-    return np.asarray([label[k] for k in np.asarray(task_keys).tolist()], dtype=str)
+    labels = [label[k] for k in np.asarray(task_keys).tolist()]
+    if device_names is not None and len(set(np.asarray(device_names).tolist())) > 1:
+        labels = [f"{lab} @ {dev}" for lab, dev in zip(labels, np.asarray(device_names).tolist(), strict=True)]
+    return np.asarray(labels, dtype=str)

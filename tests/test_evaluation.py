@@ -17,6 +17,7 @@ from cdmpp_tvm.evaluation import (
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "data" / "bootstrap-cpu-znver1.tar.xz"
 TASK = "GMM-0"  # one task of the bootstrap dataset: 64 records
+TASKS = (TASK, "C2D-0", "DEP-0")
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -147,6 +148,21 @@ def test_task_labels_are_names_kept_unique():
     labels = task_labels(keys, {"k1": "conv", "k2": "conv", "k3": "dense"})
     assert labels[2] == "dense" and labels[0] == labels[3]
     assert labels[0] != labels[1] and labels[0].startswith("conv")
+    one_device = task_labels(keys, {"k1": "conv", "k2": "conv", "k3": "dense"}, np.array(["llvm/znver5"] * 4))
+    assert one_device.tolist() == labels.tolist()  # one device: labels unchanged
+
+
+def test_task_labels_split_a_task_measured_on_two_devices_so_it_is_ranked_per_device():
+    keys = np.array(["k1", "k1", "k1", "k1"])
+    devices = np.array(["llvm/znver4", "llvm/znver4", "llvm/znver5", "llvm/znver5"])
+    labels = task_labels(keys, {"k1": "conv"}, devices)
+    assert labels.tolist() == ["conv @ llvm/znver4"] * 2 + ["conv @ llvm/znver5"] * 2
+    # ranked per device: predictions that order each device's two programs right score 1 on both groups,
+    # although across devices the znver5 programs are faster than the znver4 ones predicted faster
+    true_s = np.array([2.0, 1.0, 0.2, 0.1])
+    pred_s = np.array([0.3, 0.25, 2.0, 1.5])
+    result = compute_metrics(pred_s, true_s, labels)
+    assert result["overall"]["n_ranked_tasks"] == 2 and result["overall"]["top1"] == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------------------------- baselines
@@ -225,13 +241,18 @@ def test_baseline_validates_shapes(make):
 # ---------------------------------------------------------------------------------------------- real database
 
 @pytest.fixture(scope="module")
-def bootstrap_task(tmp_path_factory) -> Path:
-    """One task directory of the bundled bootstrap dataset (64 records), unpacked once."""
+def bootstrap_tasks(tmp_path_factory) -> Path:
+    """Three task directories of the bundled bootstrap dataset (64 records each), unpacked once."""
     out = tmp_path_factory.mktemp("bootstrap")
     with tarfile.open(BOOTSTRAP, "r:xz") as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(f"./{TASK}/") and m.isfile()]
+        members = [m for m in tar.getmembers() if m.isfile() and any(m.name.startswith(f"./{t}/") for t in TASKS)]
         tar.extractall(out, members=members, filter="data")
-    return out / TASK
+    return out
+
+
+@pytest.fixture(scope="module")
+def bootstrap_task(bootstrap_tasks) -> Path:
+    return bootstrap_tasks / TASK
 
 
 def test_per_store_feature_cache(bootstrap_task, tmp_path):
@@ -328,3 +349,64 @@ def test_evaluate_cli_errors(bootstrap_task, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", "llvm-cpu"]) == 2
     assert "--database" in capsys.readouterr().err
+
+
+def test_kfold_benchmark_scores_each_fold_resumes_and_keeps_the_final_test_apart(bootstrap_tasks, tmp_path):
+    """benchmarks/kfold.py on three real tasks: two folds (one task held out each), CDMPP trained per fold
+    with a tiny config, XGB and MLP beside it; a rerun trains nothing; a changed split file stops it."""
+    import subprocess
+    import sys
+
+    splits = tmp_path / "splits"
+    splits.mkdir()
+
+    def write_split(stem, test):
+        train = [t for t in TASKS if t != test]
+        (splits / f"{stem}.json").write_text(json.dumps(
+            {"kind": "family-fold", "held_out": [test], "root": str(bootstrap_tasks), "train": train,
+             "test": [test], "n_train_tasks": len(train), "n_test_tasks": 1}))
+
+    write_split("fold-a", "GMM-0")
+    write_split("fold-b", "C2D-0")
+    write_split("final-test", "DEP-0")
+    config = tmp_path / "tiny.yaml"
+    config.write_text("model: {d_model: 16, n_heads: 2, n_layers: 1, d_ff: 32, embed_dim: 16, regressor_hidden: [16]}\n"
+                      "epochs: 2\nbatch_size: 32\nval_fraction: 0.0\ndevice: cpu\nprogress: false\n")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "kfold.py"
+    out, work = tmp_path / "results", tmp_path / "work"
+
+    def run(*extra):
+        return subprocess.run([sys.executable, str(script), "--splits", str(splits), "--train-config", str(config),
+                               "--name", "t", "--out-dir", str(out), "--work-dir", str(work),
+                               "--mlp-time-limit", "5", *extra], capture_output=True, text=True, timeout=600)
+
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads((out / "kfold-t.json").read_text())
+    assert set(summary["folds"]) == {"fold-a", "fold-b"}  # the final test is no fold
+    assert not (out / "kfold-t" / "final-test.json").exists() and not (work / "t" / "final-test.pt").exists()
+    fold_a = json.loads((out / "kfold-t" / "fold-a.json").read_text())
+    assert fold_a["n_test_tasks"] == 1 and fold_a["n_test_records"] == 64 and fold_a["n_train_tasks"] == 2
+    assert [t["task"] for t in fold_a["models"]["CDMPP"]["per_task"]] == ["GMM-0"]
+    for name in ("CDMPP", "XGB", "MLP"):
+        mapes = [summary["folds"][f]["models"][name]["mape"] for f in ("fold-a", "fold-b")]
+        stat = summary["summary"][name]["mape"]
+        assert stat["mean"] == pytest.approx(np.mean(mapes)) and stat["std"] == pytest.approx(np.std(mapes, ddof=1))
+        assert stat["n_folds"] == 2
+    text = (out / "kfold-t.md").read_text()
+    assert "| CDMPP |" in text and " ± " in text and (out / "kfold-t.png").exists()
+    # Resumed: nothing trained or scored again.
+    ckpt = work / "t" / "fold-a.pt"
+    mtime = ckpt.stat().st_mtime_ns
+    again = run()
+    assert again.returncode == 0 and "fold-a: done earlier" in again.stdout and ckpt.stat().st_mtime_ns == mtime
+    # The final test only on request, into its own report.
+    final = run("--final-test")
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert set(json.loads((out / "final-test-t.json").read_text())["folds"]) == {"final-test"}
+    assert run("--folds", "final-test").returncode == 2
+    # A split file that changed after its fold ran (the dataset grew) stops the run with one line.
+    write_split("fold-a", "DEP-0")
+    changed = run()
+    assert changed.returncode == 2 and "fold-a.json: changed since" in changed.stderr
+    assert changed.stderr.count("\n") == 1

@@ -91,7 +91,10 @@ def test_search_benchmark_report_only_covers_tasks_every_model_finished(bench, h
     partial = run_benchmark(tasks, host_target, cfg, copy, progress=False, run_missing=False)
     assert partial["tasks"] == [] and partial["missing_tasks"] == [t.name for t in tasks]
     assert partial["runs"] == [] and not list((copy / "runs" / "xgb").rglob("result.json"))
-    assert "Partial" in (copy / "summary.md").read_text()
+    # ... but the finished cdmpp run of that task stays in results.json, outside every statistic.
+    assert [r["model"] for r in partial["runs_of_missing_tasks"]] == ["cdmpp"]
+    assert json.loads((copy / "results.json").read_text())["runs_of_missing_tasks"][0]["curve"]
+    assert "Partial" in (copy / "summary.md").read_text() and "runs_of_missing_tasks" in (copy / "summary.md").read_text()
 
 
 def test_search_overview_tabulates_networks_and_bounds_the_speedup_by_the_headroom(bench, tmp_path):

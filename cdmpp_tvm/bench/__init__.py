@@ -13,6 +13,9 @@ random seed, so the only difference between models is the cost model. Models:
 Modules: ``config`` (the models and settings), ``runs`` (the tuning runs, their resume, and
 ``run_benchmark``, which runs them all and writes the report), ``report`` (statistics; results.json,
 results.csv, summary.md) and ``plots`` (the PNG figures).
+
+Beside it, ``accuracy``: prediction accuracy of CDMPP vs the XGB and MLP baselines on one train/test
+split (``score_split``; benchmarks/accuracy.py and benchmarks/kfold.py).
 """
 from .config import MODELS, SearchBenchConfig
 from .plots import plot_curves

@@ -145,7 +145,9 @@ def summary_markdown(report: dict) -> str:
              "", f"Target `{report['target']}`; models {', '.join(cfg['models'])}; seeds {cfg['seeds']}; "
              f"{cfg['trials']} trials per task, {cfg['trials_per_iter']} per batch, population {cfg['population_size']}.",
              *(["", f"**Partial:** {len(report['tasks'])} tasks finished by every model and seed; not yet run "
-                f"({len(report['missing_tasks'])}): {', '.join(report['missing_tasks'])}."]
+                f"({len(report['missing_tasks'])}): {', '.join(report['missing_tasks'])}; their "
+                f"{len(report.get('runs_of_missing_tasks', []))} finished run(s) are in results.json "
+                "(`runs_of_missing_tasks`), in no statistic."]
                if report.get("missing_tasks") else []),
              "", "## Geometric-mean speedup of cdmpp's best latency over each baseline (per task, all seeds)", "",
              f"All {len(report['tasks'])} tasks, and the {s['tunable']['n_tasks']} tunable ones (every run measured "

@@ -246,7 +246,9 @@ def run_benchmark(tasks: list[Task], target, cfg: SearchBenchConfig, out_dir: st
 
     With ``run_missing=False`` nothing is tuned: the report covers the runs already finished (a long
     benchmark stopped part-way), and only tasks finished by every model and seed enter the summary, so
-    the models are always compared on the same tasks; the others are listed as ``missing_tasks``.
+    the models are always compared on the same tasks; the others are listed as ``missing_tasks``, and
+    their finished runs are kept in results.json as ``runs_of_missing_tasks`` (in no statistic), so that
+    the report holds every measured run and a run directory can be restored from it.
     """
     out = Path(out_dir)
     results = []
@@ -264,10 +266,11 @@ def run_benchmark(tasks: list[Task], target, cfg: SearchBenchConfig, out_dir: st
         logger.warning("report on %d of %d tasks: the others are not finished by every model and seed",
                        len(complete), len(tasks))
     names = {t.name for t in complete}
+    unpaired = [r for r in results if r["task"] not in names]
     results = [r for r in results if r["task"] in names]
     report = {"config": asdict(cfg), "target": str(target), "tasks": [t.name for t in complete],
               "missing_tasks": [t.name for t in tasks if t.name not in names],
-              "runs": results, "summary": summarize(results, complete, cfg)}
+              "runs": results, "summary": summarize(results, complete, cfg), "runs_of_missing_tasks": unpaired}
     write_report(report, out)
     plot_curves(report, out)
     return report

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tvm
 from tqdm import tqdm
 
 from ..atomic_io import atomic_path
-from ..device import DEVICE_SCHEMA_VERSION, device_descriptor
+from ..device import DEVICE_SCHEMA_VERSION, device_descriptor, device_name
 from ..features import (
     FEATURE_DIM,
     FEATURE_SCHEMA_VERSION,
@@ -212,20 +213,23 @@ class CachedFeatures:
 
     ``rows[name][i]``: program i's rows of the per-row array ``name`` (views into the cache arrays);
     ``latencies``: (N,) seconds, > 0; ``groups``: (N,) task key; ``device``: (N, D) descriptor or None;
-    ``record_ids``: (N,) ``"<database dir>/<record file>:<line>"``."""
+    ``record_ids``: (N,) ``"<database dir>/<record file>:<line>"``; ``device_names``: (N,) short name of
+    the device each record was measured on (``device_name``: 'llvm/znver5')."""
 
     rows: dict[str, list[np.ndarray]]
     latencies: np.ndarray
     groups: np.ndarray
     device: np.ndarray | None
     record_ids: np.ndarray
+    device_names: np.ndarray
 
     def __len__(self) -> int:
         return len(self.latencies)
 
     def subset(self, idx: np.ndarray) -> "CachedFeatures":
         return CachedFeatures({k: [v[i] for i in idx] for k, v in self.rows.items()}, self.latencies[idx],
-                              self.groups[idx], None if self.device is None else self.device[idx], self.record_ids[idx])
+                              self.groups[idx], None if self.device is None else self.device[idx], self.record_ids[idx],
+                              self.device_names[idx])
 
 
 def same_records(a: CachedFeatures, b: CachedFeatures) -> tuple[CachedFeatures, CachedFeatures, int]:
@@ -244,7 +248,8 @@ def load_cached_features(paths: list[str | os.PathLike], kind: FeatureKind = COM
     int, "task_names": {task key: name}}``. A task's name is the ``name`` in its ``task.json`` when
     there is one, else its directory's name. Failed runs are in the caches but are not returned."""
     rows: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in kind.row_arrays}
-    lat, groups, dev, record_ids = [], [], [], []
+    lat, groups, dev, record_ids, device_names = [], [], [], [], []
+    short_names: dict[str, str] = {}  # target JSON -> device_name
     targets: set[str] = set()
     task_names: dict[str, str] = {}
     n_failed = 0
@@ -266,9 +271,14 @@ def load_cached_features(paths: list[str | os.PathLike], kind: FeatureKind = COM
         groups.append(arrays["task_key"][valid])
         dev.extend(arrays["device"][valid])
         record_ids.extend(f"{cache.parent}/{rid}" for rid in arrays["record_id"][valid])
+        for target in arrays["target"][valid].tolist():
+            if target not in short_names:
+                short_names[target] = device_name(tvm.target.Target(target))
+            device_names.append(short_names[target])
     features = CachedFeatures(rows, np.concatenate(lat) if lat else np.zeros(0),
                               np.concatenate(groups) if groups else np.zeros(0, dtype=str),
-                              np.stack(dev) if dev else None, np.asarray(record_ids, dtype=str))
+                              np.stack(dev) if dev else None, np.asarray(record_ids, dtype=str),
+                              np.asarray(device_names, dtype=str))
     facts = {"targets": sorted(targets), "n_failed": n_failed, "n_databases": len(caches), "task_names": task_names}
     return features, facts
 

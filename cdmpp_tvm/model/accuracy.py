@@ -18,6 +18,6 @@ def evaluate_checkpoint(checkpoint: Checkpoint, databases: list[str | os.PathLik
         raise UserError(f"no valid records in {len(databases)} database(s) ({facts['n_failed']} failed runs)")
     data = to_training_data(cached)
     pred_s = checkpoint.predict_latency_s(data.asts, data.device)
-    result = compute_metrics(pred_s, cached.latencies, task_labels(cached.groups, facts["task_names"]),
+    result = compute_metrics(pred_s, cached.latencies, task_labels(cached.groups, facts["task_names"], cached.device_names),
                              program_keys(data.asts))
     return result, facts, len(cached)

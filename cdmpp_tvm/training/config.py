@@ -34,6 +34,11 @@ class TrainConfig:
     cmd_weight: float = 0.0  # 0 = no domain regularizer
     cmd_batch_size: int = 256  # target-domain programs per step (per rank)
     checkpoint_every: int = 1  # epochs between training-state files (with train(..., state_path=...))
+    # Batches whose programs are sorted by length (number of leaves) within each window of this many
+    # batches of the epoch's shuffle, the batches then shuffled (0 = plain shuffle). A batch is padded to
+    # its longest program: leaves are 3-10 per program (mean 3.6), so a shuffled batch of 256 is ~37 %
+    # real leaves, a sorted one nearly all; a step costs ~2.2x less on the 2-core box.
+    length_bucket_window: int = 0
     progress: bool = True  # tqdm bar over epochs (rank 0 only)
 
     def __post_init__(self):
@@ -44,6 +49,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "checkpoint_every", "cmd_batch_size", "min_epochs"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be an integer >= 1, got {getattr(self, key)!r}")
+        if not isinstance(self.length_bucket_window, int) or self.length_bucket_window < 0:
+            raise ValueError(f"length_bucket_window must be an integer >= 0, got {self.length_bucket_window!r}")
         for key in ("lr", "weight_decay", "grad_clip", "rank_loss_weight", "mape_weight", "cmd_weight"):
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):

@@ -231,12 +231,33 @@ def _run_epochs(run: TrainingRun, progress: _Progress, net, state_path, on_epoch
                 break
 
 
+def length_bucketed(perm: torch.Tensor, lengths: np.ndarray, batch_size: int, window: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """``perm`` reordered so that each run of ``batch_size`` consecutive entries (a batch) holds programs
+    of similar length: every window of ``window`` batches of ``perm`` is sorted by length (stable) and cut
+    into batches, and the batches of all windows are then shuffled, the one short batch (if any) kept last
+    so that the batches stay aligned to multiples of ``batch_size``. Same programs per epoch; only which
+    programs share a batch changes."""
+    chunk = batch_size * window
+    batches = []
+    for start in range(0, len(perm), chunk):
+        part = perm[start:start + chunk]
+        part = part[torch.from_numpy(np.argsort(lengths[part.numpy()], kind="stable"))]
+        batches.extend(part.split(batch_size))
+    short = [batches.pop()] if len(batches[-1]) < batch_size else []
+    order = torch.randperm(len(batches), generator=generator)
+    return torch.cat([batches[i] for i in order.tolist()] + short)
+
+
 def _train_epoch(run: TrainingRun, progress: _Progress, net, epoch: int) -> torch.Tensor:
     """One pass over this rank's shard of the epoch's permutation; -> this rank's sums (loss x programs,
     cmd x programs, programs)."""
     cfg, ctx, n = run.cfg, run.ctx, len(run.data)
     net.train()
-    perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch))  # the same on every rank
+    gen = epoch_generator(cfg.seed, epoch)
+    perm = torch.randperm(n, generator=gen)  # the same on every rank
+    if cfg.length_bucket_window:
+        perm = length_bucketed(perm, run.lengths, run.global_bs, cfg.length_bucket_window, gen)
     if run.n_padded > n:
         perm = torch.cat([perm, perm[:run.n_padded - n]])
     target_gen = epoch_generator(cfg.seed, epoch, 1 + ctx.rank)

@@ -59,6 +59,7 @@ class TrainingRun:
     y_all: torch.Tensor  # transformed latencies (float32)
     lat_all: torch.Tensor  # latencies in seconds (float64)
     gid_all: torch.Tensor  # task index of each program
+    lengths: np.ndarray  # leaves of each program (TrainConfig.length_bucket_window)
     opt: torch.optim.Optimizer
     global_bs: int  # programs per step over all ranks
     n_padded: int  # the epoch's permutation, padded to a multiple of the world size
@@ -99,8 +100,9 @@ def prepare_run(data: TrainingData, model_cfg: ModelConfig, cfg: TrainConfig, mo
     n_padded = math.ceil(n / world) * world
     steps_per_epoch = max(1, math.ceil(n_padded / global_bs))
     total_steps = cfg.epochs * steps_per_epoch
+    lengths = np.array([len(a.leaf_features) for a in data.asts])
     return TrainingRun(cfg, ctx, dev, data, val_data, target_domain, model, label_transform, y_all, lat_all, gid_all,
-                       opt, global_bs, n_padded, steps_per_epoch, total_steps)
+                       lengths, opt, global_bs, n_padded, steps_per_epoch, total_steps)
 
 
 def _split_validation(data: TrainingData, val_data: TrainingData | None, cfg: TrainConfig):
