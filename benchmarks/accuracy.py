@@ -31,7 +31,7 @@ from cdmpp_tvm.bench.accuracy import MODELS, score_split  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.splits import read_split  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
-from cdmpp_tvm.evaluation import format_metrics_table  # noqa: E402
+from cdmpp_tvm.evaluation import format_metrics_table, format_number  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
 
 
@@ -90,15 +90,11 @@ def _markdown(meta: dict, results: dict, train_seconds: dict) -> str:
     for name, r in results.items():
         o = r["overall"]
         secs = train_seconds[name]
-        lines.append(f"| {name} | {100 * o['mape']:.1f}% | {o['rmse']:.4g} | {_num(o['spearman'])} | "
-                     f"{_num(o['kendall'])} | {_num(o['top1'])} | {_num(o['top5'])} | "
+        lines.append(f"| {name} | {100 * o['mape']:.1f}% | {o['rmse']:.4g} | {format_number(o['spearman'])} | "
+                     f"{format_number(o['kendall'])} | {format_number(o['top1'])} | {format_number(o['top5'])} | "
                      f"{'n/a' if secs is None else f'{secs:.1f}'} |")
     lines += ["", "Command:", "", "```", meta["command"], "```", ""]
     return "\n".join(lines)
-
-
-def _num(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _plot(predictions: dict, true_s: np.ndarray, results: dict, path: Path) -> None:
@@ -116,7 +112,7 @@ def _plot(predictions: dict, true_s: np.ndarray, results: dict, path: Path) -> N
         ax.plot([lo, hi], [lo, hi], color="gray", linewidth=1)
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured latency (ms)",
                ylabel="predicted latency (ms)",
-               title=f"{name}: MAPE {100 * o['mape']:.0f}%, Spearman {_num(o['spearman'])}")
+               title=f"{name}: MAPE {100 * o['mape']:.0f}%, Spearman {format_number(o['spearman'])}")
     fig.tight_layout()
     write_figure_atomic(path, fig)
 

@@ -56,7 +56,13 @@ from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     same_records,
     to_training_data,
 )
-from cdmpp_tvm.evaluation import compute_metrics, program_keys, task_labels  # noqa: E402
+from cdmpp_tvm.evaluation import (  # noqa: E402
+    compute_metrics,
+    format_number,
+    format_percent,
+    program_keys,
+    task_labels,
+)
 from cdmpp_tvm.model.inference import default_torch_device, predict_transformed  # noqa: E402
 from cdmpp_tvm.adaptation import kmeans_select, random_select  # noqa: E402
 from cdmpp_tvm.training import load_train_config, train  # noqa: E402
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             m = compute_metrics(predict(scope), scope.data.latencies, scope.groups, scope.programs)["overall"]
             runs[key][name] = {k: m[k] for k in REPORTED}
         print(f"  {key:32s} " + "  ".join(f"{n}: MAPE {100 * runs[key][n]['mape']:6.1f}% top-1 "
-                                          f"{_num(runs[key][n]['top1'])}" for n in scopes)
+                                          f"{format_number(runs[key][n]['top1'])}" for n in scopes)
               + f"  ({seconds:.0f} s)", flush=True)
         _save(json_path, settings, runs, argv)
 
@@ -290,9 +296,10 @@ def _markdown(settings: dict, summary: dict, argv) -> str:
         budgets = sorted({b for m in METHODS for b in by_method.get(m, {})})
         base = by_method.get("base", {}).get(0, {})
         lines += [f"## Test: {what}", "",
-                  f"BASE without target samples: MAPE {_pct(base.get('mape'))}, Spearman {_num(base.get('spearman'))},"
-                  f" top-1 {_num(base.get('top1'))}.", ""]
-        for metric, label, fmt in (("mape", "MAPE", _pct), ("spearman", "Spearman", _num), ("top1", "top-1", _num)):
+                  f"BASE without target samples: MAPE {format_percent(base.get('mape'))}, Spearman {format_number(base.get('spearman'))},"
+                  f" top-1 {format_number(base.get('top1'))}.", ""]
+        for metric, label, fmt in (("mape", "MAPE", format_percent), ("spearman", "Spearman", format_number),
+                                   ("top1", "top-1", format_number)):
             lines += [f"### {label}", "", "| method | " + " | ".join(str(b) for b in budgets) + " |",
                       "|---|" + "---|" * len(budgets)]
             for m in METHODS:
@@ -301,14 +308,6 @@ def _markdown(settings: dict, summary: dict, argv) -> str:
             lines.append("")
     lines += ["Command:", "", "```", benchmark_command(__file__, argv), "```", ""]
     return "\n".join(lines)
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _plot(summary: dict, path: Path) -> None:

@@ -43,6 +43,7 @@ from cdmpp_tvm.bench.accuracy import MODELS, score_split  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.splits import read_split  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
+from cdmpp_tvm.evaluation import format_number, format_percent  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.training.run import job_with_overrides, run_train_job  # noqa: E402
 
@@ -152,7 +153,7 @@ def _run_fold(fold: str, split_file: Path, run_dir: Path, ckpt_dir: Path, args) 
               "models": {name: {"train_seconds": scores.train_seconds[name], **scores.results[name]}
                          for name in MODELS}}
     write_json_atomic(result_file, result)
-    print(f"{fold}: " + "; ".join(f"{name} MAPE {100 * r['overall']['mape']:.1f}% top-1 {_num(r['overall']['top1'])}"
+    print(f"{fold}: " + "; ".join(f"{name} MAPE {100 * r['overall']['mape']:.1f}% top-1 {format_number(r['overall']['top1'])}"
                                  for name, r in result["models"].items()), flush=True)
     return result
 
@@ -180,15 +181,10 @@ def _summarize(results: dict) -> dict:
     return out
 
 
-def _num(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
 def _stat(s: dict | None, metric: str) -> str:
     if s is None:
         return "n/a"
-    scale, unit = (100, "%") if metric == "mape" else (1, "")
-    fmt = (lambda v: f"{scale * v:.1f}{unit}") if metric == "mape" else (lambda v: f"{v:.3f}")
+    fmt = format_percent if metric == "mape" else format_number
     return fmt(s["mean"]) + ("" if s["std"] is None else f" ± {fmt(s['std'])}")
 
 
@@ -218,8 +214,8 @@ def _markdown(summary: dict, final_test: bool) -> str:
             head = (f"| {fold} | {', '.join(f['held_out'])} | {f['n_train_tasks']} / {f['n_train_records']} | "
                     f"{f['n_test_tasks']} / {f['n_test_records']} |") if i == 0 else "| | | | |"
             secs = o["train_seconds"]
-            lines.append(f"{head} {name} | {100 * o['mape']:.1f}% | {_num(o['spearman'])} | {_num(o['kendall'])} | "
-                         f"{_num(o['top1'])} | {_num(o['top5'])} | {'n/a' if secs is None else f'{secs:.0f}'} |")
+            lines.append(f"{head} {name} | {100 * o['mape']:.1f}% | {format_number(o['spearman'])} | {format_number(o['kendall'])} | "
+                         f"{format_number(o['top1'])} | {format_number(o['top5'])} | {'n/a' if secs is None else f'{secs:.0f}'} |")
     lines += ["", "Command:", "", "```", meta["command"], "```", ""]
     return "\n".join(lines)
 

@@ -124,24 +124,26 @@ def format_metrics_table(result: dict, title: str = "") -> str:
     """The overall metrics and a per-task table of a ``compute_metrics`` result, as text."""
     o = result["overall"]
     lines = [title] if title else []
-    lines.append(f"Overall: {o['n_records']} records, {o['n_tasks']} task(s): MAPE {_pct(o['mape'])}, "
-                 f"RMSE {o['rmse']:.4g} ms, and means over tasks: Spearman {_num(o['spearman'])}, "
-                 f"Kendall {_num(o['kendall'])}, top-1 {_num(o['top1'])}, top-5 {_num(o['top5'])} (over "
+    lines.append(f"Overall: {o['n_records']} records, {o['n_tasks']} task(s): MAPE {format_percent(o['mape'])}, "
+                 f"RMSE {o['rmse']:.4g} ms, and means over tasks: Spearman {format_number(o['spearman'])}, "
+                 f"Kendall {format_number(o['kendall'])}, top-1 {format_number(o['top1'])}, top-5 {format_number(o['top5'])} (over "
                  f"{o['n_ranked_tasks']} task(s) with 2 or more programs)")
     header = ("task", "records", "programs", "MAPE", "RMSE (ms)", "Spearman", "Kendall", "top-1", "top-5")
-    rows = [(str(t["task"]), str(t["n_records"]), str(t["n_programs"]), _pct(t["mape"]), f"{t['rmse']:.4g}", _num(t["spearman"]),
-             _num(t["kendall"]), _num(t["top1"]), _num(t["top5"])) for t in result["per_task"]]
+    rows = [(str(t["task"]), str(t["n_records"]), str(t["n_programs"]), format_percent(t["mape"]), f"{t['rmse']:.4g}", format_number(t["spearman"]),
+             format_number(t["kendall"]), format_number(t["top1"]), format_number(t["top5"])) for t in result["per_task"]]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     return "\n".join(lines)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def format_percent(x: float | None) -> str:
+    """A fraction as a percentage with one decimal ('n/a' for None or NaN): the tables' MAPE."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
-def _num(x: float | None) -> str:
+def format_number(x: float | None) -> str:
+    """A metric with three decimals ('n/a' for None or NaN): the tables' Spearman, Kendall, top-k."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
