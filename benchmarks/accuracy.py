@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or
             platform.machine(), "cpus": os.cpu_count(), "dataset": args.dataset, "split": args.split,
             "cdmpp_checkpoint": checkpoint.path, **scores.counts, "units": {"mape": "fraction", "rmse": "ms"}}
-    payload = {"meta": meta, "models": {name: {"train_seconds": train_seconds[name], **results[name]}
+    payload = {"meta": meta, "models": {name: {"train_seconds": train_seconds[name],
+                                               "n_out_of_range": scores.n_out_of_range[name], **results[name]}
                                         for name in MODELS}}
     write_text_atomic(out_dir / "accuracy.json", json.dumps(payload, indent=1) + "\n")
     write_text_atomic(out_dir / "accuracy.md", _markdown(meta, results, train_seconds))

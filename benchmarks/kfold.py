@@ -47,7 +47,7 @@ from cdmpp_tvm.evaluation import format_number, format_percent  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.training.run import job_with_overrides, run_train_job  # noqa: E402
 
-METRICS = ("mape", "spearman", "kendall", "top1", "top5")
+METRICS = ("mape", "spearman", "kendall", "top1", "top5", "spread")
 FINAL_TEST = "final-test"
 
 
@@ -150,7 +150,8 @@ def _run_fold(fold: str, split_file: Path, run_dir: Path, ckpt_dir: Path, args) 
               "left_out": scores.left_out, "checkpoint": str(ckpt),
               "cdmpp_best_epoch": best, "cdmpp_val_loss": history["val_loss"][best] if history.get("val_loss") else None,
               "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "models": {name: {"train_seconds": scores.train_seconds[name], **scores.results[name]}
+              "models": {name: {"train_seconds": scores.train_seconds[name],
+                                "n_out_of_range": scores.n_out_of_range[name], **scores.results[name]}
                          for name in MODELS}}
     write_json_atomic(result_file, result)
     print(f"{fold}: " + "; ".join(f"{name} MAPE {100 * r['overall']['mape']:.1f}% top-1 {format_number(r['overall']['top1'])}"
@@ -162,7 +163,8 @@ def _fold_overview(result: dict) -> dict:
     keys = ("held_out", "n_train_records", "n_train_tasks", "n_test_records", "n_test_tasks", "n_test_groups",
             "cdmpp_best_epoch", "date")
     return {**{k: result.get(k) for k in keys},
-            "models": {name: {**r["overall"], "train_seconds": r["train_seconds"]}
+            "models": {name: {**r["overall"], "train_seconds": r["train_seconds"],
+                              "n_out_of_range": r.get("n_out_of_range", 0)}
                        for name, r in result["models"].items()}}
 
 
@@ -173,8 +175,8 @@ def _summarize(results: dict) -> dict:
     for name in MODELS:
         out[name] = {}
         for metric in METRICS:
-            values = np.array([r["models"][name]["overall"][metric] for r in results.values()
-                               if r["models"][name]["overall"][metric] is not None], dtype=float)
+            values = np.array([r["models"][name]["overall"].get(metric) for r in results.values()
+                               if r["models"][name]["overall"].get(metric) is not None], dtype=float)
             out[name][metric] = None if len(values) == 0 else {
                 "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None,
                 "min": float(values.min()), "max": float(values.max()), "n_folds": len(values)}
@@ -201,13 +203,13 @@ def _markdown(summary: dict, final_test: bool) -> str:
               "device input."), ""]
     if not final_test:
         lines += ["Mean ± sample standard deviation over folds:", "",
-                  "| model | MAPE | Spearman | Kendall | top-1 | top-5 |", "|---|---|---|---|---|---|"]
+                  "| model | MAPE | Spearman | Kendall | top-1 | top-5 | spread |", "|---|---|---|---|---|---|---|"]
         for name in MODELS:
             s = summary["summary"][name]
             lines.append(f"| {name} | " + " | ".join(_stat(s[m], m) for m in METRICS) + " |")
         lines += ["", "Per fold:", ""]
     lines += ["| fold | held out | train tasks / records | test tasks / records | model | MAPE | Spearman | "
-              "Kendall | top-1 | top-5 | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "Kendall | top-1 | top-5 | spread | train s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for fold, f in folds.items():
         for i, name in enumerate(MODELS):
             o = f["models"][name]
@@ -215,7 +217,13 @@ def _markdown(summary: dict, final_test: bool) -> str:
                     f"{f['n_test_tasks']} / {f['n_test_records']} |") if i == 0 else "| | | | |"
             secs = o["train_seconds"]
             lines.append(f"{head} {name} | {100 * o['mape']:.1f}% | {format_number(o['spearman'])} | {format_number(o['kendall'])} | "
-                         f"{format_number(o['top1'])} | {format_number(o['top5'])} | {'n/a' if secs is None else f'{secs:.0f}'} |")
+                         f"{format_number(o['top1'])} | {format_number(o['top5'])} | {format_number(o.get('spread'))} | "
+                         f"{'n/a' if secs is None else f'{secs:.0f}'} |")
+    clipped = [f"{name} {f['models'][name]['n_out_of_range']} in {fold}" for fold, f in folds.items() for name in MODELS
+               if f["models"][name].get("n_out_of_range")]
+    if clipped:
+        lines += ["", "Predictions outside 1 ns .. 1e4 s (not finite latencies or absurd), clipped into that range "
+                      "before scoring: " + "; ".join(clipped) + "."]
     lines += ["", "Command:", "", "```", meta["command"], "```", ""]
     return "\n".join(lines)
 

@@ -16,6 +16,10 @@ both in seconds, and a task (group) for each record:
   the k records with the lowest predicted latency): the fraction of the best speed a tuner would reach
   by measuring only the model's top k. A ratio in (0, 1], 1 = the best program is in the top k. Ties
   in prediction are broken by record order. None for a task with fewer than 2 records.
+* **spread** (per task, a diagnostic) = std of ln p / std of ln t over the task's records: 1 = the
+  predictions vary within the task as much as the latencies do; > 1 they are stretched apart (MAPE pays
+  for it even when the ranking is right), < 1 compressed. None where the ranking metrics are None or
+  the measured latencies are constant. Overall: the **median** over tasks.
 * **overall**: MAPE and RMSE over all records; Spearman, Kendall, top-1 and top-5 are the **mean over
   tasks** of the per-task values, skipping None (ranking programs of different tasks against each
   other is meaningless: a tuner only ever compares candidates of one task). None when no task has one.
@@ -33,9 +37,9 @@ RANKING_METRICS = ("spearman", "kendall", "top1", "top5")
 
 
 def compute_metrics(pred_s, true_s, groups, programs=None) -> dict:
-    """-> ``{"overall": {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks",
-    "n_ranked_tasks"}, "per_task": [{"task", "n_records", "n_programs", "mape", "rmse", "spearman", "kendall",
-    "top1", "top5"}, ...]}`` (per_task sorted by task). ``pred_s``, ``true_s``: (N,) latencies in seconds,
+    """-> ``{"overall": {"mape", "rmse", "spearman", "kendall", "top1", "top5", "spread", "n_records",
+    "n_tasks", "n_ranked_tasks"}, "per_task": [{"task", "n_records", "n_programs", "mape", "rmse", "spearman",
+    "kendall", "top1", "top5", "spread"}, ...]}`` (per_task sorted by task). ``pred_s``, ``true_s``: (N,) latencies in seconds,
     finite and > 0; ``groups``: (N,) task of each record; ``programs``: None or (N,) identity of each
     record's program (``program_keys``), so that a task measuring a single program is not ranked.
     See the module docstring for the definitions."""
@@ -48,13 +52,17 @@ def compute_metrics(pred_s, true_s, groups, programs=None) -> dict:
     for task in sorted(np.unique(groups).tolist(), key=str):
         idx = np.nonzero(groups == task)[0]
         n_programs = len(idx) if programs is None else len(np.unique(programs[idx]))
-        ranking = _ranking(pred[idx], true[idx]) if n_programs >= 2 else dict.fromkeys(RANKING_METRICS)
+        ranked = n_programs >= 2
+        ranking = _ranking(pred[idx], true[idx]) if ranked else dict.fromkeys(RANKING_METRICS)
         per_task.append({"task": task, "n_records": len(idx), "n_programs": n_programs,
-                         **_errors(pred[idx], true[idx]), **ranking})
+                         **_errors(pred[idx], true[idx]), **ranking,
+                         "spread": _spread(pred[idx], true[idx]) if ranked else None})
     overall = {**_errors(pred, true)}
     for name in RANKING_METRICS:
         values = [t[name] for t in per_task if t[name] is not None]
         overall[name] = float(np.mean(values)) if values else None
+    spreads = [t["spread"] for t in per_task if t["spread"] is not None]
+    overall["spread"] = float(np.median(spreads)) if spreads else None
     overall.update(n_records=len(pred), n_tasks=len(per_task),
                    n_ranked_tasks=sum(t["top1"] is not None for t in per_task))
     return {"overall": overall, "per_task": per_task}
@@ -114,6 +122,11 @@ def _ranking(pred: np.ndarray, true: np.ndarray) -> dict:
     return out
 
 
+def _spread(pred: np.ndarray, true: np.ndarray) -> float | None:
+    true_std = float(np.log(true).std())
+    return None if len(true) < 2 or true_std == 0 else float(np.log(pred).std()) / true_std
+
+
 def topk_score(pred: np.ndarray, true: np.ndarray, k: int) -> float:
     """(min true latency) / (min true latency of the k records predicted fastest), in (0, 1]."""
     top = np.argsort(pred, kind="stable")[:k]
@@ -127,10 +140,11 @@ def format_metrics_table(result: dict, title: str = "") -> str:
     lines.append(f"Overall: {o['n_records']} records, {o['n_tasks']} task(s): MAPE {format_percent(o['mape'])}, "
                  f"RMSE {o['rmse']:.4g} ms, and means over tasks: Spearman {format_number(o['spearman'])}, "
                  f"Kendall {format_number(o['kendall'])}, top-1 {format_number(o['top1'])}, top-5 {format_number(o['top5'])} (over "
-                 f"{o['n_ranked_tasks']} task(s) with 2 or more programs)")
-    header = ("task", "records", "programs", "MAPE", "RMSE (ms)", "Spearman", "Kendall", "top-1", "top-5")
+                 f"{o['n_ranked_tasks']} task(s) with 2 or more programs); spread {format_number(o.get('spread'))} (median)")
+    header = ("task", "records", "programs", "MAPE", "RMSE (ms)", "Spearman", "Kendall", "top-1", "top-5", "spread")
     rows = [(str(t["task"]), str(t["n_records"]), str(t["n_programs"]), format_percent(t["mape"]), f"{t['rmse']:.4g}", format_number(t["spearman"]),
-             format_number(t["kendall"]), format_number(t["top1"]), format_number(t["top5"])) for t in result["per_task"]]
+             format_number(t["kendall"]), format_number(t["top1"]), format_number(t["top5"]),
+             format_number(t.get("spread"))) for t in result["per_task"]]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))

@@ -46,6 +46,21 @@ def test_reversed_ranking_and_known_errors():
     assert r["mape"] == pytest.approx(0.75) and r["rmse"] == pytest.approx(1000.0)
 
 
+def test_spread_of_predictions_within_a_task():
+    true = np.array([1.0, 2.0, 4.0, 8.0, 3.0, 3.0, 5.0, 5.0, 7.0]) * 1e-3
+    groups = ["a"] * 4 + ["b"] * 2 + ["c"] * 3
+    # Task a predicted as true^2 (ms): ranking perfect, ln-spread doubled; b: constant latency; c: ranked
+    # right, compressed to half the spread.
+    pred = np.concatenate([(true[:4] * 1e3) ** 2 * 1e-3, true[4:6], np.exp(0.5 * np.log(true[6:]))])
+    r = compute_metrics(pred, true, groups)
+    spread = {t["task"]: t["spread"] for t in r["per_task"]}
+    assert spread["a"] == pytest.approx(2.0) and spread["b"] is None and spread["c"] == pytest.approx(0.5)
+    assert r["overall"]["spread"] == pytest.approx(1.25)  # median of 2.0 and 0.5
+    assert r["per_task"][0]["spearman"] == pytest.approx(1)
+    # A task of one program measured twice has no spread either.
+    assert compute_metrics([1e-3, 1e-3], [1e-3, 1.1e-3], ["x", "x"], ["p", "p"])["overall"]["spread"] is None
+
+
 def test_topk_score_small_example():
     true = np.array([4.0, 1.0, 3.0, 2.0])
     pred = np.array([0.1, 0.4, 0.2, 0.3])  # predicted order: 0, 2, 3, 1
@@ -212,6 +227,18 @@ def test_baseline_learns_synthetic_latency_and_round_trips(make, tmp_path):
     model.save(path)
     loaded = type(model).load(path)
     np.testing.assert_allclose(loaded.predict(Xt), pred, rtol=1e-5)
+    if make == "xgb":
+        # Row scores are kept within what the trees gave the training rows (saved with the model); a
+        # narrower range clips, bounds every program's latency by its rows and is counted.
+        assert loaded.row_score_range == model.row_score_range and model.last_clipped_rows == 0
+        low, high = model.row_score_range
+        assert low < high
+        model.row_score_range = (-0.1, 0.1)
+        bounded = model.predict(Xt)
+        n_rows = np.array([len(x) for x in Xt])
+        assert np.all(bounded <= np.exp(model.intercept + 0.1) * n_rows * (1 + 1e-6))
+        assert np.all(bounded >= np.exp(model.intercept - 0.1) * n_rows * (1 - 1e-6))
+        assert model.last_clipped_rows > 0
 
 
 @pytest.mark.parametrize("make", ["xgb", "mlp"])
@@ -312,7 +339,8 @@ def test_evaluate_cli_on_a_real_database(bootstrap_task, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert {"overall", "per_task", "checkpoint", "databases"} <= set(result)
     o = result["overall"]
-    assert set(o) == {"mape", "rmse", "spearman", "kendall", "top1", "top5", "n_records", "n_tasks", "n_ranked_tasks"}
+    assert set(o) == {"mape", "rmse", "spearman", "kendall", "top1", "top5", "spread", "n_records", "n_tasks",
+                      "n_ranked_tasks"}
     assert o["n_records"] == 64 and o["n_tasks"] == 1 and o["n_ranked_tasks"] == 1
     assert all(math.isfinite(o[k]) for k in ("mape", "rmse", "spearman", "kendall", "top1", "top5"))
     # GMM-0 is in the bundled checkpoint's training data (bootstrap set): its ranking must be far better than chance.
@@ -410,3 +438,46 @@ def test_kfold_benchmark_scores_each_fold_resumes_and_keeps_the_final_test_apart
     changed = run()
     assert changed.returncode == 2 and "fold-a.json: changed since" in changed.stderr
     assert changed.stderr.count("\n") == 1
+
+
+def test_kfold_compare_pairs_folds_and_counts_where_the_new_recipe_is_better(tmp_path, capsys):
+    """benchmarks/kfold_compare.py on fold results written as kfold.py writes them."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "kfold_compare.py"
+    spec = importlib.util.spec_from_file_location("kfold_compare", script)
+    kfold_compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kfold_compare)
+
+    def write_fold(run, fold, cdmpp, digest="d1"):
+        overall = lambda **kw: {"mape": 0.5, "spearman": 0.5, "kendall": 0.4, "top1": 0.6, "top5": 0.8,
+                                "spread": 1.0, **kw}
+        result = {"fold": fold, "split_digest": digest, "held_out": [fold[5:]],
+                  "models": {"CDMPP": {"overall": overall(**cdmpp)}, "XGB": {"overall": overall(mape=0.7)},
+                             "MLP": {"overall": overall(mape=0.8)}}}
+        (tmp_path / f"kfold-{run}").mkdir(exist_ok=True)
+        (tmp_path / f"kfold-{run}" / f"{fold}.json").write_text(json.dumps(result))
+
+    write_fold("old", "fold-a", {"mape": 0.60, "top1": 0.70, "spread": 1.3})
+    write_fold("old", "fold-b", {"mape": 0.40, "top1": 0.80, "spread": 1.2})
+    write_fold("old", "fold-c", {"mape": 0.40})  # scored by the base run only
+    write_fold("new", "fold-a", {"mape": 0.45, "top1": 0.75, "spread": 1.05})
+    write_fold("new", "fold-b", {"mape": 0.42, "top1": 0.70, "spread": 0.9})
+    args = ["--base", "old", "--new", "new", "--out-dir", str(tmp_path)]
+    assert kfold_compare.main(args) == 0
+    c = json.loads((tmp_path / "kfold-compare-old-vs-new.json").read_text())
+    assert set(c["folds"]) == {"fold-a", "fold-b"} and c["unpaired_folds"]["base_only"] == ["fold-c"]
+    mape = c["summary"]["mape"]
+    assert mape["diff_mean"] == pytest.approx(-0.065) and mape["folds_better"] == 1 and mape["n_folds"] == 2
+    assert mape["diff_std"] == pytest.approx(np.std([-0.15, 0.02], ddof=1))
+    assert c["summary"]["top1"]["folds_better"] == 1
+    assert c["summary"]["spread"]["folds_better"] == 2  # 1.3 -> 1.05 and 1.2 -> 0.9 are both closer to 1
+    assert c["folds"]["fold-a"]["XGB"]["mape"] == 0.7
+    text = (tmp_path / "kfold-compare-old-vs-new.md").read_text()
+    assert "| MAPE | 50.0% | 43.5% | -6.5% ± 12.0% | 1 of 2 |" in text
+    # Folds scored on different split files, or no shared fold: one line, exit code 2.
+    write_fold("new", "fold-b", {"mape": 0.42}, digest="d2")
+    assert kfold_compare.main(args) == 2
+    assert "fold-b: the runs were scored on different split files" in capsys.readouterr().err
+    assert kfold_compare.main(["--base", "old", "--new", "none", "--out-dir", str(tmp_path)]) == 2
+    assert "no fold results" in capsys.readouterr().err

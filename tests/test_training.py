@@ -15,7 +15,7 @@ import yaml
 from cdmpp_tvm import cli
 from cdmpp_tvm.model.checkpoint import load_checkpoint
 from cdmpp_tvm.data.dataset import split_by_group
-from cdmpp_tvm.model import LabelTransform, central_moment_discrepancy, mape_loss
+from cdmpp_tvm.model import LabelTransform, central_moment_discrepancy, mape_loss, ranking_pair_losses, regression_loss
 from cdmpp_tvm.model.inference import predict_transformed
 from cdmpp_tvm.training import (
     ConfigError,
@@ -57,6 +57,39 @@ def test_central_moment_discrepancy():
     z = x.clone().requires_grad_()
     central_moment_discrepancy(z, x).backward()
     assert torch.isfinite(z.grad).all()
+
+
+def _fitted_spread(y: torch.Tensor, rank_temperature: float) -> float:
+    """Free predictions of one task fitted to MSE + ranking loss -> std(pred) / std(y)."""
+    pred = torch.zeros_like(y, requires_grad=True)
+    opt = torch.optim.Adam([pred], lr=0.05)
+    for _ in range(1500):
+        opt.zero_grad()
+        regression_loss(pred, y, torch.zeros(len(y), dtype=torch.long), 1.0, rank_temperature).backward()
+        opt.step()
+    return float(pred.detach().std() / y.std())
+
+
+def test_graded_ranking_loss_is_calibrated_where_the_hard_one_stretches():
+    y = torch.tensor([-0.9, -0.3, -0.25, 0.1, 0.5, 1.2])
+    # Graded targets: zero loss at pred = y, positive elsewhere, gradient towards the true gaps.
+    assert ranking_pair_losses(y.clone(), y, temperature=0.1).abs().max().item() < 1e-5
+    pred = (y * 2.0).requires_grad_()
+    losses = ranking_pair_losses(pred, y, temperature=0.1)
+    assert losses.numel() == 30 and (losses >= 0).all() and losses.sum() > 0
+    losses.sum().backward()
+    assert (pred - 0.01 * pred.grad).std() < pred.std()  # a stretched prediction is pulled back in
+    with pytest.raises(ValueError, match="temperature"):
+        ranking_pair_losses(y, y, temperature=-1.0)
+    # Next to MSE the hard loss keeps the fitted predictions of a task spread wider than the truth; the
+    # graded one fits the truth.
+    assert _fitted_spread(y, 0.0) > 1.1
+    assert _fitted_spread(y, 0.1) == pytest.approx(1.0, abs=0.01)
+
+
+def test_rank_temperature_is_validated():
+    with pytest.raises(ValueError, match="rank_temperature"):
+        TrainConfig(rank_temperature=-0.1)
 
 
 @pytest.mark.parametrize("method", ["log", "box-cox"])

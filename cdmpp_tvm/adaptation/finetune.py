@@ -48,7 +48,8 @@ def default_finetune_config(base: Checkpoint | None = None, **overrides) -> Trai
     cfg = dict(epochs=100, batch_size=64, lr=5e-4, weight_decay=1e-4, warmup_steps=10, patience=20,
                cmd_weight=1.0, cmd_batch_size=64, val_fraction=0.2)
     base_cfg = (base.info.get("train_config") or {}) if base is not None else {}
-    for key in ("lr", "weight_decay", "loss", "rank_loss_weight", "mape_weight", "grad_clip", "label_transform"):
+    for key in ("lr", "weight_decay", "loss", "rank_loss_weight", "rank_temperature", "mape_weight", "grad_clip",
+                "label_transform"):
         if key in base_cfg:
             cfg[key] = base_cfg[key]
     cfg.update(overrides)

@@ -7,6 +7,10 @@ Every model is scored on the same test records (those both feature kinds could f
 ``cdmpp_tvm.evaluation.compute_metrics``. A task measured on several devices is ranked per device
 (``task_labels``). The baselines see no device input: on a multi-device split they predict one latency
 per program for every device.
+
+A prediction that is not a finite latency > 0 (an overflow of exp on a program far outside the training
+data) is set to ``PREDICTION_RANGE_S``'s nearest end, so that it costs the model a large error instead of
+stopping the benchmark; how many were is said and kept (``SplitScores.n_out_of_range``).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from ..evaluation import compute_metrics, program_keys, task_labels
 from ..model.checkpoint import Checkpoint
 
 MODELS = ("CDMPP", "XGB", "MLP")
+# Latencies a prediction is clipped to (seconds): far outside any measured program (~1 us .. 10 s).
+PREDICTION_RANGE_S = (1e-9, 1e4)
 
 
 @dataclass
@@ -30,7 +36,8 @@ class SplitScores:
     """What ``score_split`` measured. ``true_s``: (N,) measured test latencies (s); ``predictions``:
     {model: (N,) predicted latencies}; ``results``: {model: ``compute_metrics`` result}; ``train_seconds``:
     {model: seconds or None} (CDMPP's as recorded in its checkpoint); ``counts``: records and tasks of
-    each part; ``left_out``: test records only one feature kind could featurize (not scored)."""
+    each part; ``left_out``: test records only one feature kind could featurize (not scored);
+    ``n_out_of_range``: {model: predictions clipped into PREDICTION_RANGE_S}."""
 
     true_s: np.ndarray
     predictions: dict[str, np.ndarray]
@@ -38,6 +45,7 @@ class SplitScores:
     train_seconds: dict[str, float | None]
     counts: dict[str, int]
     left_out: int
+    n_out_of_range: dict[str, int]
 
 
 def score_split(train_dirs: list[Path], test_dirs: list[Path], checkpoint: Checkpoint, threads: int | None = None,
@@ -70,6 +78,21 @@ def score_split(train_dirs: list[Path], test_dirs: list[Path], checkpoint: Check
         predictions[name] = model.predict(test_rows.rows["features"])
         say(f"{name}: trained in {train_seconds[name]:.1f} s", flush=True)
 
+    n_out_of_range = {}
+    for name in MODELS:
+        predictions[name], n_out_of_range[name] = clip_predictions(predictions[name])
+        if n_out_of_range[name]:
+            say(f"{name}: {n_out_of_range[name]} of {len(true_s)} predictions were not finite latencies in "
+                f"{PREDICTION_RANGE_S} s; clipped into it", flush=True)
     programs = program_keys(test_data.asts)  # single-program tasks are left out of the ranking metrics
     results = {name: compute_metrics(predictions[name], true_s, groups, programs) for name in MODELS}
-    return SplitScores(true_s, predictions, results, train_seconds, counts, left_out)
+    return SplitScores(true_s, predictions, results, train_seconds, counts, left_out, n_out_of_range)
+
+
+def clip_predictions(pred_s: np.ndarray) -> tuple[np.ndarray, int]:
+    """-> (predictions with every value that is NaN or outside PREDICTION_RANGE_S set to the range's
+    nearest end (NaN: the upper end), how many were)."""
+    pred = np.asarray(pred_s, dtype=np.float64)
+    low, high = PREDICTION_RANGE_S
+    bad = ~((pred >= low) & (pred <= high))  # NaN fails both comparisons
+    return np.where(np.isnan(pred), high, np.clip(pred, low, high)), int(bad.sum())

@@ -19,6 +19,9 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     rank_loss_weight: float = 1.0  # loss "mse+rank"
+    # loss "mse+rank": 0 = hard pair targets (stretches a task's predictions apart); t > 0 = graded targets
+    # sigmoid(dy / t), calibrated at the true gap (model/losses.py ranking_pair_losses).
+    rank_temperature: float = 0.0
     label_transform: str = "log"  # "log" or "box-cox"
     val_fraction: float = 0.15  # of training tasks, held out for early stopping
     patience: int = 30  # epochs without a better validation loss before stopping
@@ -51,7 +54,8 @@ class TrainConfig:
                 raise ValueError(f"{key} must be an integer >= 1, got {getattr(self, key)!r}")
         if not isinstance(self.length_bucket_window, int) or self.length_bucket_window < 0:
             raise ValueError(f"length_bucket_window must be an integer >= 0, got {self.length_bucket_window!r}")
-        for key in ("lr", "weight_decay", "grad_clip", "rank_loss_weight", "mape_weight", "cmd_weight"):
+        for key in ("lr", "weight_decay", "grad_clip", "rank_loss_weight", "rank_temperature", "mape_weight",
+                    "cmd_weight"):
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):
                 raise ValueError(f"{key} must be a finite number >= 0, got {v!r}")

@@ -2,7 +2,9 @@
 
 * Loss (``TrainConfig.loss``; the loss functions are in ``model/losses.py``):
   - ``"mse+rank"``: MSE on the transformed latency + ``rank_loss_weight`` x a pairwise logistic ranking
-    loss between programs of the same task in the batch (the tuner only needs the order within a task);
+    loss between programs of the same task in the batch (the tuner only needs the order within a task),
+    with hard pair targets or, ``rank_temperature`` > 0, graded ones that do not reward gaps larger
+    than the true ones;
   - ``"mse+mape"``: MSE on the transformed latency + ``mape_weight`` x the mean absolute percentage
     error of the *latency in seconds*, got by inverting the label transform differentiably. (The original
     CDMPP computed its MAPE term on the standardized Box-Cox labels, dividing by values near zero.)
@@ -74,7 +76,7 @@ def batch_loss(pred: torch.Tensor, y: torch.Tensor, group_ids: torch.Tensor, lat
     if cfg.loss == "mse+mape":
         mse = torch.mean((pred - y) ** 2)
         return mse + cfg.mape_weight * mape_loss(pred, latency_s, label_transform).to(mse.dtype)
-    return regression_loss(pred, y, group_ids, cfg.rank_loss_weight)
+    return regression_loss(pred, y, group_ids, cfg.rank_loss_weight, cfg.rank_temperature)
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -360,7 +362,8 @@ def evaluate(model: CDMPPNet, data: TrainingData, label_transform: LabelTransfor
             _, gid = np.unique(data.groups, return_inverse=True)
             order = np.argsort(gid, kind="stable")
             for sel in np.split(order, np.nonzero(np.diff(gid[order]))[0] + 1):
-                pair_losses = ranking_pair_losses(p[torch.from_numpy(sel)], t[torch.from_numpy(sel)])
+                pair_losses = ranking_pair_losses(p[torch.from_numpy(sel)], t[torch.from_numpy(sel)],
+                                                  temperature=cfg.rank_temperature)
                 rank_sum += float(pair_losses.sum())
                 n_pairs += pair_losses.numel()
             if n_pairs:
