@@ -68,7 +68,7 @@ def improvement(metric: str, base: float, new: float) -> float:
     if metric == "mape":
         return base - new
     if metric == "spread":
-        return abs(math.log(base)) - abs(math.log(new))
+        return abs(math.log(max(base, 1e-12))) - abs(math.log(max(new, 1e-12)))  # 0: constant predictions
     return new - base
 
 
