@@ -39,15 +39,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
-from cdmpp_tvm.bench.accuracy import MODELS, score_split  # noqa: E402
+from cdmpp_tvm.bench.accuracy import METRICS, MODELS, format_metric, score_split  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.splits import read_split  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
-from cdmpp_tvm.evaluation import format_number, format_percent  # noqa: E402
+from cdmpp_tvm.evaluation import format_number  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
 from cdmpp_tvm.training.run import job_with_overrides, run_train_job  # noqa: E402
 
-METRICS = ("mape", "spearman", "kendall", "top1", "top5", "spread")
 FINAL_TEST = "final-test"
 
 
@@ -186,8 +185,7 @@ def _summarize(results: dict) -> dict:
 def _stat(s: dict | None, metric: str) -> str:
     if s is None:
         return "n/a"
-    fmt = format_percent if metric == "mape" else format_number
-    return fmt(s["mean"]) + ("" if s["std"] is None else f" ± {fmt(s['std'])}")
+    return format_metric(metric, s["mean"]) + ("" if s["std"] is None else f" ± {format_metric(metric, s['std'])}")
 
 
 def _markdown(summary: dict, final_test: bool) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -26,11 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_json_atomic, write_text_atomic  # noqa: E402
+from cdmpp_tvm.bench.accuracy import METRIC_LABELS, METRICS, format_metric, improvement  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
-from cdmpp_tvm.evaluation import format_number, format_percent  # noqa: E402
 
-METRICS = ("mape", "spearman", "kendall", "top1", "top5", "spread")
 REFERENCES = ("XGB", "MLP")
 
 
@@ -60,16 +58,6 @@ def _folds(out: Path, name: str) -> dict[str, dict]:
     if not files:
         raise UserError(f"{out / f'kfold-{name}'}: no fold results (run benchmarks/kfold.py --name {name})")
     return {f.stem: json.loads(f.read_text()) for f in files}
-
-
-def improvement(metric: str, base: float, new: float) -> float:
-    """How much better NEW is than BASE on ``metric`` (> 0: better): BASE - NEW for MAPE, |ln BASE| -
-    |ln NEW| for the spread (1 is right), NEW - BASE for the ranking metrics."""
-    if metric == "mape":
-        return base - new
-    if metric == "spread":
-        return abs(math.log(max(base, 1e-12))) - abs(math.log(max(new, 1e-12)))  # 0: constant predictions
-    return new - base
 
 
 def compare(base: dict[str, dict], new: dict[str, dict]) -> dict:
@@ -103,14 +91,8 @@ def compare(base: dict[str, dict], new: dict[str, dict]) -> dict:
     return {"folds": rows, "summary": summary, "unpaired_folds": missing}
 
 
-def _cell(metric: str, x: float | None) -> str:
-    return format_percent(x) if metric == "mape" else format_number(x)
-
-
 def _markdown(c: dict) -> str:
     meta, summary = c["meta"], c["summary"]
-    names = {"mape": "MAPE", "spearman": "Spearman", "kendall": "Kendall", "top1": "top-1", "top5": "top-5",
-             "spread": "spread"}
     lines = [f"# k-fold, paired: `{meta['new']}` vs `{meta['base']}` (CDMPP)", "",
              f"{len(c['folds'])} fold(s) scored by both runs ({meta['date']}). Difference = new - base; better on a fold: "
              "MAPE lower, Spearman / Kendall / top-1 / top-5 higher, spread (std of ln prediction / std of ln "
@@ -119,16 +101,16 @@ def _markdown(c: dict) -> str:
     for m in METRICS:
         s = summary[m]
         if s is None:
-            lines.append(f"| {names[m]} | n/a | n/a | n/a | n/a |")
+            lines.append(f"| {METRIC_LABELS[m]} | n/a | n/a | n/a | n/a |")
             continue
-        diff = _cell(m, s["diff_mean"]) + ("" if s["diff_std"] is None else f" ± {_cell(m, s['diff_std'])}")
-        lines.append(f"| {names[m]} | {_cell(m, s['base_mean'])} | {_cell(m, s['new_mean'])} | {diff} | "
+        diff = format_metric(m, s["diff_mean"]) + ("" if s["diff_std"] is None else f" ± {format_metric(m, s['diff_std'])}")
+        lines.append(f"| {METRIC_LABELS[m]} | {format_metric(m, s['base_mean'])} | {format_metric(m, s['new_mean'])} | {diff} | "
                      f"{s['folds_better']} of {s['n_folds']} |")
     lines += ["", "Per fold (XGB and MLP: trained on the same records, from the base run):", "",
-              "| fold | model | " + " | ".join(names[m] for m in METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+              "| fold | model | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for fold, r in c["folds"].items():
         for i, (label, key) in enumerate((("CDMPP base", "base"), ("CDMPP new", "new"), *((ref, ref) for ref in REFERENCES))):
-            lines.append(f"| {fold if i == 0 else ''} | {label} | " + " | ".join(_cell(m, r[key][m]) for m in METRICS) + " |")
+            lines.append(f"| {fold if i == 0 else ''} | {label} | " + " | ".join(format_metric(m, r[key][m]) for m in METRICS) + " |")
     unpaired = c["unpaired_folds"]
     if unpaired["base_only"] or unpaired["new_only"]:
         lines += ["", f"Not paired (scored by one run only): base {unpaired['base_only']}, new {unpaired['new_only']}."]

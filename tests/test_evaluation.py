@@ -241,6 +241,25 @@ def test_baseline_learns_synthetic_latency_and_round_trips(make, tmp_path):
         assert model.last_clipped_rows > 0
 
 
+def test_xgb_objective_step_is_bounded_by_the_residual_for_rows_of_tiny_share():
+    """A row with a tiny share s of its program's latency gets gradient residual * s; with the
+    Gauss-Newton Hessian s^2 (and MetaSchedule's min_child_weight 0) a leaf of such rows took the step
+    -g/h = -residual / s, and training rows scored ~1e13 (k-fold, stop 27). The Hessian used bounds the
+    curvature of log-sum-exp (diag(s) >= diag(s) - s s^T), so no row's Newton step exceeds its residual."""
+    from cdmpp_tvm.baselines.xgb import _PackedPrograms
+
+    rows = [np.zeros((2, 164), np.float32), np.zeros((3, 164), np.float32)]
+    packed = _PackedPrograms(rows, y=np.array([-1.0, 2.0]))
+    scores = np.array([0.0, np.log(1e-3), 1.0, np.log(1e-4), -3.0])  # rows of shares ~1 and ~1e-3, 1e-4
+    grad, hess = packed.squared_error(scores, None)
+    residual = (packed.log_sum_exp(scores) - packed.y)[packed.ids]
+    assert np.all(hess > 0)
+    np.testing.assert_allclose(grad, residual * np.exp(scores - packed.log_sum_exp(scores)[packed.ids]))
+    assert np.all(np.abs(grad / hess) <= np.abs(residual) * (1 + 1e-9)), grad / hess
+    # A leaf of many such rows: its value -sum(g)/sum(h) stays a share-weighted mean residual.
+    assert abs(grad.sum() / hess.sum()) <= np.abs(residual).max()
+
+
 @pytest.mark.parametrize("make", ["xgb", "mlp"])
 def test_baseline_validates_shapes(make):
     from cdmpp_tvm.baselines import MLPConfig, SegmentSumMLP, XGBBaseline
@@ -423,6 +442,31 @@ def test_kfold_benchmark_scores_each_fold_resumes_and_keeps_the_final_test_apart
         assert stat["n_folds"] == 2
     text = (out / "kfold-t.md").read_text()
     assert "| CDMPP |" in text and " ± " in text and (out / "kfold-t.png").exists()
+    # kfold_blend on the same folds: w = 0 is the run's own CDMPP, w = 1 its XGB (trained again, same records).
+    blend_script = script.with_name("kfold_blend.py")
+    blend = subprocess.run([sys.executable, str(blend_script), "--name", "t", "--out-dir", str(out), "--weights", "0.5", "1"],
+                           capture_output=True, text=True, timeout=600)
+    assert blend.returncode == 0, blend.stderr[-2000:]
+    report = json.loads((out / "kfold-blend-t.json").read_text())
+    assert report["meta"]["weights"] == [0.0, 0.5, 1.0] and set(report["folds"]) == {"fold-a", "fold-b"}
+    for fold in ("fold-a", "fold-b"):
+        scored = summary["folds"][fold]["models"]
+        for w, model in (("0", "CDMPP"), ("1", "XGB")):
+            for metric in ("mape", "spearman", "top1"):
+                assert report["folds"][fold][w][metric] == pytest.approx(scored[model][metric], rel=1e-3, abs=1e-6)
+    assert report["summary"]["0.5"]["mape"]["n_folds"] == 2 and "| 0.5 |" in (out / "kfold-blend-t.md").read_text()
+    # Trees on the compact AST's leaf features instead (what the tuner computes anyway): a report of its own.
+    leaves = subprocess.run([sys.executable, str(blend_script), "--name", "t", "--out-dir", str(out), "--weights", "1",
+                             "--tree-features", "compact-ast", "--folds", "fold-a"], capture_output=True, text=True, timeout=600)
+    assert leaves.returncode == 0, leaves.stderr[-2000:]
+    on_leaves = json.loads((out / "kfold-blend-t-compact-ast.json").read_text())
+    assert on_leaves["meta"]["tree_features"] == "compact-ast" and set(on_leaves["folds"]) == {"fold-a"}
+    # (Two training tasks: both tree models extrapolate badly to the third, MAPE ~85x on either rows.)
+    assert np.isfinite(on_leaves["folds"]["fold-a"]["1"]["mape"]) and on_leaves["folds"]["fold-a"]["1"]["n_records"] == 64
+    assert on_leaves["folds"]["fold-a"]["0"]["spearman"] == pytest.approx(report["folds"]["fold-a"]["0"]["spearman"])
+    missing = subprocess.run([sys.executable, str(blend_script), "--name", "none", "--out-dir", str(out)],
+                             capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and "no fold results" in missing.stderr and missing.stderr.count("\n") == 1
     # Resumed: nothing trained or scored again.
     ckpt = work / "t" / "fold-a.pt"
     mtime = ckpt.stat().st_mtime_ns

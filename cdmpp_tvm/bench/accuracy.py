@@ -14,6 +14,7 @@ stopping the benchmark; how many were is said and kept (``SplitScores.n_out_of_r
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from ..baselines import MLPConfig, SegmentSumMLP, XGBBaseline
-from ..data.feature_cache import COMPACT_AST, PER_STORE, load_cached_features, same_records, to_training_data
+from ..data.dataset import TrainingData
+from ..data.feature_cache import (COMPACT_AST, PER_STORE, CachedFeatures, load_cached_features, same_records,
+                                   to_training_data)
 from ..errors import UserError
-from ..evaluation import compute_metrics, program_keys, task_labels
+from ..evaluation import compute_metrics, format_number, format_percent, program_keys, task_labels
 from ..model.checkpoint import Checkpoint
 
 MODELS = ("CDMPP", "XGB", "MLP")
+# The metrics the accuracy reports give for each model (``compute_metrics``'s "overall" keys).
+METRICS = ("mape", "spearman", "kendall", "top1", "top5", "spread")
+METRIC_LABELS = {"mape": "MAPE", "spearman": "Spearman", "kendall": "Kendall", "top1": "top-1", "top5": "top-5",
+                 "spread": "spread"}
 # Latencies a prediction is clipped to (seconds): far outside any measured program (~1 us .. 10 s).
 PREDICTION_RANGE_S = (1e-9, 1e4)
 
@@ -48,45 +55,97 @@ class SplitScores:
     n_out_of_range: dict[str, int]
 
 
-def score_split(train_dirs: list[Path], test_dirs: list[Path], checkpoint: Checkpoint, threads: int | None = None,
-                mlp_time_limit_s: float | None = None, say=print) -> SplitScores:
-    """Train XGB and MLP on ``train_dirs``, predict ``test_dirs`` with them and with ``checkpoint`` (trained
-    on the same train part elsewhere), and score all three. Raises UserError when a part has no valid record."""
+@dataclass
+class SplitData:
+    """The records of one train/test split, loaded from the feature caches. ``train``: per-store features
+    of the train part; ``test_rows`` / ``test_data``: the test records both feature kinds could featurize
+    (per-store rows; compact ASTs as TrainingData); ``groups``: (N,) ranking group of each test record (a
+    task per device); ``programs``: (N,) program key of each; ``left_out``: test records only one kind
+    could featurize; ``counts``: records and tasks of each part."""
+
+    train: CachedFeatures
+    test_rows: CachedFeatures
+    test_data: TrainingData
+    groups: np.ndarray
+    programs: np.ndarray
+    left_out: int
+    counts: dict[str, int]
+
+    @property
+    def true_s(self) -> np.ndarray:
+        return self.test_rows.latencies
+
+
+def load_split(train_dirs: list[Path], test_dirs: list[Path], say=print) -> SplitData:
+    """Load a split's feature caches. Raises UserError when a part has no valid record."""
     train, _ = load_cached_features(train_dirs, PER_STORE)
     test_rows, facts = load_cached_features(test_dirs, PER_STORE)
     test_asts, _ = load_cached_features(test_dirs, COMPACT_AST)
     test_rows, test_asts, left_out = same_records(test_rows, test_asts)
     if len(train) == 0 or len(test_rows) == 0:
         raise UserError(f"{len(train)} training and {len(test_rows)} test records; need both")
-    true_s = test_rows.latencies
     groups = task_labels(test_rows.groups, facts["task_names"], test_rows.device_names)
+    test_data = to_training_data(test_asts)
     counts = {"n_train_records": len(train), "n_train_tasks": len(np.unique(train.groups)),
-              "n_test_records": len(true_s), "n_test_tasks": len(np.unique(test_rows.groups)),
+              "n_test_records": len(test_rows), "n_test_tasks": len(np.unique(test_rows.groups)),
               "n_test_groups": len(np.unique(groups))}
     say(f"train: {counts['n_train_records']} records of {counts['n_train_tasks']} tasks; test: "
         f"{counts['n_test_records']} records of {counts['n_test_tasks']} tasks", flush=True)
+    # Single-program tasks are left out of the ranking metrics by their program keys.
+    return SplitData(train, test_rows, test_data, groups, program_keys(test_data.asts), left_out, counts)
 
-    test_data = to_training_data(test_asts)
-    predictions = {"CDMPP": checkpoint.predict_latency_s(test_data.asts, test_data.device)}
-    train_seconds = {"CDMPP": checkpoint.info.get("history", {}).get("seconds")}
-    X = train.rows["features"]
-    for name, model in (("XGB", XGBBaseline(n_threads=threads)),
-                        ("MLP", SegmentSumMLP(MLPConfig(time_limit_s=mlp_time_limit_s), n_threads=threads))):
+
+def baseline_predictions(split: SplitData, names: tuple[str, ...] = ("XGB", "MLP"), threads: int | None = None,
+                         mlp_time_limit_s: float | None = None, say=print) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Train the named baselines on ``split``'s train part and predict its test part: ({name: (N,) latency
+    in seconds, unclipped}, {name: training seconds})."""
+    makers = {"XGB": lambda: XGBBaseline(n_threads=threads),
+              "MLP": lambda: SegmentSumMLP(MLPConfig(time_limit_s=mlp_time_limit_s), n_threads=threads)}
+    predictions, train_seconds = {}, {}
+    for name in names:
+        model = makers[name]()
         start = time.perf_counter()
-        model.fit(X, train.latencies, train.groups)
+        model.fit(split.train.rows["features"], split.train.latencies, split.train.groups)
         train_seconds[name] = time.perf_counter() - start
-        predictions[name] = model.predict(test_rows.rows["features"])
+        predictions[name] = model.predict(split.test_rows.rows["features"])
         say(f"{name}: trained in {train_seconds[name]:.1f} s", flush=True)
+    return predictions, train_seconds
+
+
+def score_split(train_dirs: list[Path], test_dirs: list[Path], checkpoint: Checkpoint, threads: int | None = None,
+                mlp_time_limit_s: float | None = None, say=print) -> SplitScores:
+    """Train XGB and MLP on ``train_dirs``, predict ``test_dirs`` with them and with ``checkpoint`` (trained
+    on the same train part elsewhere), and score all three. Raises UserError when a part has no valid record."""
+    split = load_split(train_dirs, test_dirs, say)
+    predictions = {"CDMPP": checkpoint.predict_latency_s(split.test_data.asts, split.test_data.device)}
+    train_seconds = {"CDMPP": checkpoint.info.get("history", {}).get("seconds")}
+    baselines, baseline_seconds = baseline_predictions(split, ("XGB", "MLP"), threads, mlp_time_limit_s, say)
+    predictions.update(baselines)
+    train_seconds.update(baseline_seconds)
 
     n_out_of_range = {}
     for name in MODELS:
         predictions[name], n_out_of_range[name] = clip_predictions(predictions[name])
         if n_out_of_range[name]:
-            say(f"{name}: {n_out_of_range[name]} of {len(true_s)} predictions were not finite latencies in "
+            say(f"{name}: {n_out_of_range[name]} of {len(split.true_s)} predictions were not finite latencies in "
                 f"{PREDICTION_RANGE_S} s; clipped into it", flush=True)
-    programs = program_keys(test_data.asts)  # single-program tasks are left out of the ranking metrics
-    results = {name: compute_metrics(predictions[name], true_s, groups, programs) for name in MODELS}
-    return SplitScores(true_s, predictions, results, train_seconds, counts, left_out, n_out_of_range)
+    results = {name: compute_metrics(predictions[name], split.true_s, split.groups, split.programs) for name in MODELS}
+    return SplitScores(split.true_s, predictions, results, train_seconds, split.counts, split.left_out, n_out_of_range)
+
+
+def format_metric(metric: str, x: float | None) -> str:
+    """A metric's table cell: MAPE as a percentage, the others with 3 decimals; None -> n/a."""
+    return format_percent(x) if metric == "mape" else format_number(x)
+
+
+def improvement(metric: str, base: float, new: float) -> float:
+    """How much better NEW is than BASE on ``metric`` (> 0: better): BASE - NEW for MAPE, |ln BASE| -
+    |ln NEW| for the spread (1 is right), NEW - BASE for the ranking metrics."""
+    if metric == "mape":
+        return base - new
+    if metric == "spread":
+        return abs(math.log(max(base, 1e-12))) - abs(math.log(max(new, 1e-12)))  # 0: constant predictions
+    return new - base
 
 
 def clip_predictions(pred_s: np.ndarray) -> tuple[np.ndarray, int]:
