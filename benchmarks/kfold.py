@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -39,9 +38,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
-from cdmpp_tvm.bench.accuracy import METRICS, MODELS, format_metric, score_split  # noqa: E402
+from cdmpp_tvm.bench.accuracy import METRICS, MODELS, PREDICTION_RANGE_S, format_metric, score_split  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
-from cdmpp_tvm.data.splits import read_split  # noqa: E402
+from cdmpp_tvm.data.splits import read_split, split_digest  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
 from cdmpp_tvm.evaluation import format_number  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
@@ -116,13 +115,9 @@ def _fold_files(splits_dir: Path, folds: list[str] | None, final_test: bool) -> 
     return files
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def _run_fold(fold: str, split_file: Path, run_dir: Path, ckpt_dir: Path, args) -> dict:
     result_file = run_dir / f"{fold}.json"
-    digest = _digest(split_file)
+    digest = split_digest(split_file)
     if result_file.exists():
         result = json.loads(result_file.read_text())
         if result["split_digest"] != digest:
@@ -214,14 +209,13 @@ def _markdown(summary: dict, final_test: bool) -> str:
             head = (f"| {fold} | {', '.join(f['held_out'])} | {f['n_train_tasks']} / {f['n_train_records']} | "
                     f"{f['n_test_tasks']} / {f['n_test_records']} |") if i == 0 else "| | | | |"
             secs = o["train_seconds"]
-            lines.append(f"{head} {name} | {100 * o['mape']:.1f}% | {format_number(o['spearman'])} | {format_number(o['kendall'])} | "
-                         f"{format_number(o['top1'])} | {format_number(o['top5'])} | {format_number(o.get('spread'))} | "
-                         f"{'n/a' if secs is None else f'{secs:.0f}'} |")
+            lines.append(f"{head} {name} | " + " | ".join(format_metric(m, o.get(m)) for m in METRICS) +
+                         f" | {'n/a' if secs is None else f'{secs:.0f}'} |")
     clipped = [f"{name} {f['models'][name]['n_out_of_range']} in {fold}" for fold, f in folds.items() for name in MODELS
                if f["models"][name].get("n_out_of_range")]
     if clipped:
-        lines += ["", "Predictions outside 1 ns .. 1e4 s (not finite latencies or absurd), clipped into that range "
-                      "before scoring: " + "; ".join(clipped) + "."]
+        lines += ["", f"Predictions outside {PREDICTION_RANGE_S[0]:g} .. {PREDICTION_RANGE_S[1]:g} s (not finite latencies or "
+                      "absurd), clipped into that range before scoring: " + "; ".join(clipped) + "."]
     lines += ["", "Command:", "", "```", meta["command"], "```", ""]
     return "\n".join(lines)
 

@@ -25,7 +25,6 @@ when there is none, a split file changed since, or a checkpoint is missing. Writ
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -41,7 +40,7 @@ from cdmpp_tvm.bench.accuracy import (METRIC_LABELS, METRICS, baseline_predictio
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.feature_cache import COMPACT_AST, load_cached_features  # noqa: E402
-from cdmpp_tvm.data.splits import read_split  # noqa: E402
+from cdmpp_tvm.data.splits import read_split, split_digest  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
 from cdmpp_tvm.evaluation import compute_metrics, format_number  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
@@ -100,7 +99,7 @@ def _fold_results(out: Path, name: str, folds: list[str] | None) -> dict[str, di
             raise UserError(f"{f}: no such fold result")
         result = json.loads(f.read_text())
         split = Path(result["split"])
-        if not split.is_file() or hashlib.sha256(split.read_bytes()).hexdigest()[:16] != result["split_digest"]:
+        if not split.is_file() or split_digest(split) != result["split_digest"]:
             raise UserError(f"{split}: missing or changed since {f} was written; rerun benchmarks/kfold.py")
         if not Path(result["checkpoint"]).is_file():
             raise UserError(f"{result['checkpoint']}: no such checkpoint (benchmarks/kfold.py --name {name} trains it)")

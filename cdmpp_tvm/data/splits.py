@@ -13,6 +13,7 @@ A split file: ``{"kind", "held_out" | "test_devices", "root", "train": [dirs], "
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -113,6 +114,12 @@ def split_by_predicate(kind: str, params: dict, tasks: list[TaskDir], is_test) -
             "train": sorted(str(t.path.relative_to(root)) for t in train),
             "test": sorted(str(t.path.relative_to(root)) for t in test),
             "n_train_tasks": len({t.workload for t in train}), "n_test_tasks": len({t.workload for t in test})}
+
+
+def split_digest(path: str | os.PathLike) -> str:
+    """A short digest of a split file's bytes: results record it, so that a split that changed since
+    (the dataset grew) is noticed."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def write_split(split: dict, path: str | os.PathLike) -> None:
