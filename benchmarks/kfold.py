@@ -38,7 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
-from cdmpp_tvm.bench.accuracy import METRICS, MODELS, PREDICTION_RANGE_S, format_metric, score_split  # noqa: E402
+from cdmpp_tvm.bench.accuracy import (METRICS, MODELS, PREDICTION_RANGE_S, format_metric, read_fold_results,  # noqa: E402
+                                      score_split)
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.splits import read_split, split_digest  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
@@ -85,7 +86,7 @@ def _run(args, command: str) -> int:
             "units": {"mape": "fraction", "rmse": "ms"}}
     stem = f"final-test-{args.name}" if args.final_test else f"kfold-{args.name}"
     if not args.final_test:  # every fold run so far, also those of earlier invocations
-        done = {f.stem: json.loads(f.read_text()) for f in sorted(run_dir.glob("fold-*.json"))}
+        done = read_fold_results(args.out_dir, args.name)
     summary = {"meta": meta, "folds": {fold: _fold_overview(r) for fold, r in done.items()},
                "summary": _summarize(done)}
     out = Path(args.out_dir)

@@ -25,7 +25,6 @@ when there is none, a split file changed since, or a checkpoint is missing. Writ
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_json_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.bench.accuracy import (METRIC_LABELS, METRICS, baseline_predictions, clip_predictions,  # noqa: E402
-                                      format_metric, improvement, load_split)
+                                      format_metric, improvement, load_split, read_fold_results)
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.data.feature_cache import COMPACT_AST, load_cached_features  # noqa: E402
@@ -89,21 +88,13 @@ def _key(w: float) -> str:
 
 
 def _fold_results(out: Path, name: str, folds: list[str] | None) -> dict[str, dict]:
-    run_dir = out / f"kfold-{name}"
-    files = sorted(run_dir.glob("fold-*.json")) if folds is None else [run_dir / f"{f}.json" for f in folds]
-    if not files:
-        raise UserError(f"{run_dir}: no fold results (run benchmarks/kfold.py --name {name})")
-    results = {}
-    for f in files:
-        if not f.is_file():
-            raise UserError(f"{f}: no such fold result")
-        result = json.loads(f.read_text())
+    results = read_fold_results(out, name, folds)
+    for fold, result in results.items():
         split = Path(result["split"])
         if not split.is_file() or split_digest(split) != result["split_digest"]:
-            raise UserError(f"{split}: missing or changed since {f} was written; rerun benchmarks/kfold.py")
+            raise UserError(f"{split}: missing or changed since fold {fold} of {name} was scored; rerun benchmarks/kfold.py")
         if not Path(result["checkpoint"]).is_file():
             raise UserError(f"{result['checkpoint']}: no such checkpoint (benchmarks/kfold.py --name {name} trains it)")
-        results[f.stem] = result
     return results
 
 
@@ -112,7 +103,8 @@ def blend_fold(result: dict, weights: list[float], tree_features: str = "per-sto
     """{weight: compute_metrics' overall metrics} of the blend on one fold of a k-fold run."""
     train_dirs, test_dirs = read_split(Path(result["split"]))
     split = load_split(train_dirs, test_dirs)
-    cdmpp = load_checkpoint(result["checkpoint"]).predict_latency_s(split.test_data.asts, split.test_data.device)
+    cdmpp = load_checkpoint(result["checkpoint"]).predict_latency_s(split.test_data.asts, split.test_data.device,
+                                                                    with_tree_head=False)
     if tree_features == "per-store":
         xgb = baseline_predictions(split, ("XGB",), threads)[0]["XGB"]
     else:  # the compact AST's leaves: every training record the compact-AST cache holds

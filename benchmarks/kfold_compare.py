@@ -15,7 +15,6 @@ is shared, or a shared fold was scored on different split files.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_json_atomic, write_text_atomic  # noqa: E402
-from cdmpp_tvm.bench.accuracy import METRIC_LABELS, METRICS, format_metric, improvement  # noqa: E402
+from cdmpp_tvm.bench.accuracy import METRIC_LABELS, METRICS, format_metric, improvement, read_fold_results  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
 
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = Path(args.out_dir)
-        comparison = compare(_folds(out, args.base), _folds(out, args.new))
+        comparison = compare(read_fold_results(out, args.base), read_fold_results(out, args.new))
         comparison["meta"] = {"command": benchmark_command(__file__, argv), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                               "base": args.base, "new": args.new}
     except UserError as e:
@@ -52,12 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {stem}.json and .md")
     return 0
 
-
-def _folds(out: Path, name: str) -> dict[str, dict]:
-    files = sorted((out / f"kfold-{name}").glob("fold-*.json"))
-    if not files:
-        raise UserError(f"{out / f'kfold-{name}'}: no fold results (run benchmarks/kfold.py --name {name})")
-    return {f.stem: json.loads(f.read_text()) for f in files}
 
 
 def compare(base: dict[str, dict], new: dict[str, dict]) -> dict:

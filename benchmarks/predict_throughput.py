@@ -37,7 +37,8 @@ from cdmpp_tvm import CDMPPCostModel  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic  # noqa: E402
 from cdmpp_tvm.features import CompactASTFeaturizer  # noqa: E402
 from cdmpp_tvm.features.compact_ast import extract_compact_ast_python  # noqa: E402
-from cdmpp_tvm.model.inference import predict_transformed, torch_threads  # noqa: E402
+from cdmpp_tvm.model.inference import predict_transformed  # noqa: E402
+from cdmpp_tvm.torch_threads import torch_threads  # noqa: E402
 from cdmpp_tvm.workloads import load_workload  # noqa: E402
 from tvm_patches.candidates import sample_candidates  # noqa: E402
 from tvm_patches.host_target import host_target  # noqa: E402

@@ -16,6 +16,7 @@ import tvm_ffi
 
 from cdmpp_tvm import cli
 from cdmpp_tvm.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cdmpp_tvm.model.tree_head import TreeHead
 from cdmpp_tvm.data.feature_cache import load_cached_training_data
 from cdmpp_tvm.data import RECORD_FILE, read_databases, task_dir_name
 from cdmpp_tvm.device import (
@@ -246,7 +247,8 @@ def world(tmp_path_factory, host_target):
     model, lt, hist = train(data, TINY_MODEL, cfg)
     base = root / "base.pt"
     save_checkpoint(base, model, lt, {"name": "llvm/" + mcpu + " (2 cores)", "targets": facts["targets"],
-                                      "descriptor": data.device[0].tolist()}, {"train_config": cfg.to_dict()})
+                                      "descriptor": data.device[0].tolist()}, {"train_config": cfg.to_dict()},
+                    TreeHead.fit(data, 0.2, n_threads=1))
     return {"root": root, "targets": targets, "synth": synth, "base": base, "fz": fz, "base_history": hist}
 
 
@@ -268,6 +270,12 @@ def test_finetune_cli_beats_base_on_held_out_target_tasks(world, tmp_path, capsy
     assert ck.device["finetuned_from"] == load_checkpoint(world["base"]).device["name"]
     assert ck.label_transform.to_dict() == load_checkpoint(world["base"]).label_transform.to_dict()
     torch.testing.assert_close(ck.model.feature_mean, load_checkpoint(world["base"]).model.feature_mean)
+    # BASE's tree head is kept, its latency scale moved to the target device's records.
+    target, _ = load_cached_training_data([world["root"] / "B"])
+    trees = ck.tree_head.predict_latency_s(target.asts)
+    assert ck.tree_head.weight == 0.2 and abs(np.median(np.log(target.latencies / trees))) < 1e-6
+    base_trees = load_checkpoint(world["base"]).tree_head.predict_latency_s(target.asts)
+    np.testing.assert_allclose(trees / base_trees, (trees / base_trees)[0], rtol=1e-6)
     from cdmpp_tvm import CDMPPCostModel
 
     cm = CDMPPCostModel(checkpoint=str(out))

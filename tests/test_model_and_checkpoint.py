@@ -11,6 +11,7 @@ from cdmpp_tvm.data.dataset import TrainingData, split_by_group
 from cdmpp_tvm.features import FEATURE_DIM, CompactAST, sinusoidal_encoding
 from cdmpp_tvm.model import CDMPPNet, LabelTransform, ModelConfig
 from cdmpp_tvm.model.inference import predict_transformed
+from cdmpp_tvm.model.tree_head import TreeHead
 from cdmpp_tvm.training import TrainConfig, train
 
 SMALL = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, embed_dim=32, regressor_hidden=[32])
@@ -110,6 +111,33 @@ def test_corrupt_truncated_or_mismatched_checkpoints_fail_clearly(tmp_path):
         load_checkpoint(tmp_path / "weights.pt")
     with pytest.raises(CheckpointError, match="neither a file nor a bundled checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_tree_head_blends_in_log_space_survives_a_checkpoint_and_recalibrates(tmp_path):
+    asts, model, lt, _ = _tiny_trained()
+    lat = np.array([np.exp(a.leaf_features[:, 0] - 7).sum() for a in asts])  # a sum over leaves, as pack-sum fits
+    head = TreeHead.fit(TrainingData(asts, lat, np.array([f"t{i % 4}" for i in range(48)])), 0.25, n_threads=1)
+    trees = head.predict_latency_s(asts)
+    assert np.corrcoef(np.log(trees), np.log(lat))[0, 1] > 0.8  # the trees learnt the feature
+    save_checkpoint(tmp_path / "h.pt", model, lt, {"name": "d"}, tree_head=head)
+    ck = load_checkpoint(tmp_path / "h.pt")
+    alone = ck.predict_latency_s(asts, with_tree_head=False)
+    assert np.allclose(alone, lt.inverse(predict_transformed(model, asts, None, 16, torch.device("cpu"))))
+    assert np.allclose(ck.predict_latency_s(asts), np.exp(0.75 * np.log(alone) + 0.25 * np.log(trees)), rtol=1e-6)
+    # Recalibrated to a device 3x slower, the trees predict 3x what they predict recalibrated to this one,
+    # centred on the measurements (median log ratio 0), in the same order.
+    same, slower = (head.recalibrated(asts, k * lat).predict_latency_s(asts) for k in (1, 3))
+    assert np.allclose(slower / same, 3.0, rtol=1e-6) and abs(np.median(np.log(3 * lat / slower))) < 1e-6
+    assert np.array_equal(np.argsort(slower), np.argsort(trees))
+    # A version-1 file (no tree head) still loads; a broken tree head names the file.
+    payload = torch.load(tmp_path / "h.pt", weights_only=True)
+    v1 = {k: v for k, v in payload.items() if k != "tree_head"} | {"format_version": 1}
+    torch.save(v1, tmp_path / "v1.pt")
+    assert load_checkpoint(tmp_path / "v1.pt").tree_head is None
+    payload["tree_head"]["trees_ubj"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(payload, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="broken.pt.*tree head"):
+        load_checkpoint(tmp_path / "broken.pt")
 
 
 def test_work_offset_adds_ln_work_over_the_label_std_and_survives_a_checkpoint(tmp_path):

@@ -128,6 +128,8 @@ def test_train_config_rejects_bad_values():
         TrainConfig(cmd_weight=-1)
     with pytest.raises(ValueError, match="min_epochs"):
         TrainConfig(min_epochs=0)
+    with pytest.raises(ValueError, match="tree_head_weight"):
+        TrainConfig(tree_head_weight=1.5)
 
 
 def test_min_epochs_keeps_no_epoch_before_it():
@@ -326,12 +328,13 @@ def test_cli_train_reads_data_and_outputs_from_the_config(tmp_path, monkeypatch)
     _fake_loader(monkeypatch, calls)
     cfg = _write(tmp_path / "t.yaml", {**TINY_YAML, "split": _split_file(tmp_path), "out": str(tmp_path / "m.pt"),
                                        "state_path": str(tmp_path / "m.state.pt"), "cmd_weight": 0.5,
-                                       "target_domain_databases": "split:test"})
+                                       "target_domain_databases": "split:test", "tree_head_weight": 0.3})
     assert cli.main(["train", "--config", cfg]) == 0
     ds = tmp_path / "ds"
     assert calls == [[str(ds / "a"), str(ds / "b")], [str(ds / "c")]]  # train dirs; test dirs only as CMD target
     ck = load_checkpoint(tmp_path / "m.pt")
     assert ck.info["train_config"]["cmd_weight"] == 0.5 and ck.model.cfg.d_model == 32
+    assert ck.tree_head.weight == 0.3 and ck.info["history"]["tree_head"]["rounds"] >= 1
     assert load_training_state(tmp_path / "m.state.pt")["epoch"] == 1
 
     # Flags win over the file: --database, --out, --epochs, --resume-state (continues the saved run).

@@ -148,5 +148,7 @@ def finetune_databases(base: str | os.PathLike | Checkpoint, target_dirs: list, 
             "n_tasks": len(result.train_tasks),
             "base_info": {k: v for k, v in ckpt.info.items() if k not in ("history", "base_info")},
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    save_checkpoint(out, result.model, result.label_transform, device, info)
+    # The base's tree head, its latency scale moved to the target device (its ranking is unchanged).
+    tree_head = None if ckpt.tree_head is None else ckpt.tree_head.recalibrated(target.asts, target.latencies)
+    save_checkpoint(out, result.model, result.label_transform, device, info, tree_head)
     return result

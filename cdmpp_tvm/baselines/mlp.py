@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..atomic_io import atomic_path
-from ..model.inference import torch_threads
+from ..torch_threads import torch_threads
 from ..data.dataset import split_by_group
 from ._programs import check_programs, check_targets, pack
 

@@ -129,6 +129,8 @@ class XGBBaseline:
             raise RuntimeError("XGBBaseline.predict: call fit or load first")
         programs = check_programs(X, self.n_features_in_, who="XGBBaseline.predict")
         data = _PackedPrograms(programs)
+        if self.n_threads is not None:  # a loaded model predicts on xgboost's default (all cores) otherwise
+            self.booster.set_param({"nthread": self.n_threads})
         scores = self.booster.predict(data.dmatrix)
         if self.row_score_range is not None:
             low, high = self.row_score_range
@@ -143,26 +145,48 @@ class XGBBaseline:
     def save(self, path: str | os.PathLike) -> None:
         """One xgboost JSON model file (whatever the suffix); intercept, feature width and training
         history are stored in it as booster attributes."""
-        if self.booster is None:
-            raise RuntimeError("XGBBaseline.save: nothing fitted")
-        self.booster.set_attr(cdmpp_intercept=repr(self.intercept), cdmpp_n_features=str(self.n_features_in_),
-                              cdmpp_history=json.dumps(self.history),
-                              cdmpp_row_score_range=json.dumps(self.row_score_range))
+        self._set_attributes("XGBBaseline.save")
         with atomic_path(path) as tmp:  # same suffix: xgboost picks the format (JSON for .json) by it
             self.booster.save_model(tmp)
 
+    def to_bytes(self) -> bytes:
+        """The fitted model as xgboost's UBJSON bytes, with the attributes ``save`` writes (for a model held
+        inside another file, e.g. a checkpoint's tree head)."""
+        self._set_attributes("XGBBaseline.to_bytes")
+        return bytes(self.booster.save_raw(raw_format="ubj"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, source: str = "bytes") -> "XGBBaseline":
+        """The model ``to_bytes`` gave; ValueError naming ``source`` if the bytes are not one."""
+        try:
+            booster = xgb.Booster(model_file=bytearray(raw))
+        except xgb.core.XGBoostError as e:
+            raise ValueError(f"{source}: not an xgboost model: {e}") from e
+        return cls._from_booster(booster, source)
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> "XGBBaseline":
+        return cls._from_booster(xgb.Booster(model_file=str(path)), str(path))
+
+    @classmethod
+    def _from_booster(cls, booster: xgb.Booster, source: str) -> "XGBBaseline":
         model = cls()
-        model.booster = xgb.Booster(model_file=str(path))
-        if model.booster.attr("cdmpp_intercept") is None:
-            raise ValueError(f"{path}: not an XGBBaseline model file (no cdmpp_intercept attribute)")
-        model.intercept = float(model.booster.attr("cdmpp_intercept"))
-        model.n_features_in_ = int(model.booster.attr("cdmpp_n_features"))
-        model.history = json.loads(model.booster.attr("cdmpp_history") or "{}")
-        score_range = json.loads(model.booster.attr("cdmpp_row_score_range") or "null")
+        model.booster = booster
+        if booster.attr("cdmpp_intercept") is None:
+            raise ValueError(f"{source}: not an XGBBaseline model (no cdmpp_intercept attribute)")
+        model.intercept = float(booster.attr("cdmpp_intercept"))
+        model.n_features_in_ = int(booster.attr("cdmpp_n_features"))
+        model.history = json.loads(booster.attr("cdmpp_history") or "{}")
+        score_range = json.loads(booster.attr("cdmpp_row_score_range") or "null")
         model.row_score_range = None if score_range is None else (float(score_range[0]), float(score_range[1]))
         return model
+
+    def _set_attributes(self, who: str) -> None:
+        if self.booster is None:
+            raise RuntimeError(f"{who}: nothing fitted")
+        self.booster.set_attr(cdmpp_intercept=repr(self.intercept), cdmpp_n_features=str(self.n_features_in_),
+                              cdmpp_history=json.dumps(self.history),
+                              cdmpp_row_score_range=json.dumps(self.row_score_range))
 
 
 class _PackedPrograms:

@@ -14,6 +14,7 @@ stopping the benchmark; how many were is said and kept (``SplitScores.n_out_of_r
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,22 @@ MODELS = ("CDMPP", "XGB", "MLP")
 METRICS = ("mape", "spearman", "kendall", "top1", "top5", "spread")
 METRIC_LABELS = {"mape": "MAPE", "spearman": "Spearman", "kendall": "Kendall", "top1": "top-1", "top5": "top-5",
                  "spread": "spread"}
+
+
+def read_fold_results(out_dir: str | Path, name: str, folds: list[str] | None = None) -> dict[str, dict]:
+    """{fold: result} of the k-fold run ``name``, as ``benchmarks/kfold.py`` wrote them
+    (``OUT/kfold-NAME/<fold>.json``): every fold scored so far, or those of ``folds``. UserError when the
+    run has none or a named fold is missing."""
+    run_dir = Path(out_dir) / f"kfold-{name}"
+    files = sorted(run_dir.glob("fold-*.json")) if folds is None else [run_dir / f"{f}.json" for f in folds]
+    if not files:
+        raise UserError(f"{run_dir}: no fold results (run benchmarks/kfold.py --name {name})")
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"{f}: no such fold result (run benchmarks/kfold.py --name {name} --folds {f.stem})")
+    return {f.stem: json.loads(f.read_text()) for f in files}
+
+
 # Latencies a prediction is clipped to (seconds): far outside any measured program (~1 us .. 10 s).
 PREDICTION_RANGE_S = (1e-9, 1e4)
 

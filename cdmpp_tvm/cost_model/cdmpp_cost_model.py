@@ -4,8 +4,10 @@
     ms.tune_tasks(..., cost_model=CDMPPCostModel())
 
 * ``predict``: compact-AST featurization (cached by structural hash) + batched transformer inference
-  (CUDA when available, else CPU). Score = (lowest predicted latency in the call) / (predicted latency),
-  in (0, 1], higher = faster; the search uses scores as sampling weights.
+  (CUDA when available, else CPU), blended with the checkpoint's tree head when it has one
+  (``model/tree_head.py``; the pretrained and online transformers alike). Score = (lowest predicted
+  latency in the call) / (predicted latency), in (0, 1], higher = faster; the search uses scores as
+  sampling weights.
 * ``update``: online learning from every measured batch. A run failure is evidence of a bad schedule:
   it is learnt as ``failure_latency_factor`` x the slowest valid latency measured for that task. Each
   call trains for at most ``online.time_budget_s`` seconds.
@@ -50,8 +52,8 @@ from ..model.inference import (
     OOMSplitCounter,
     default_torch_device,
     predict_transformed,
-    torch_threads,
 )
+from ..torch_threads import torch_threads
 from .boosted import BoostedConfig, BoostedLearner, program_vectors
 from .online import (
     Guard,
@@ -178,7 +180,7 @@ class CDMPPCostModel(PyCostModel):
             raise RuntimeError("CDMPPCostModel.save: no model yet (load a checkpoint or tune first)")
         info = dict(self._ckpt.info if self._ckpt else {})
         info["online_updates"] = {k: self._stats[k] for k in ("update_calls", "records_seen", "online_steps")}
-        save_checkpoint(path, model, self._ckpt.label_transform, self._ckpt.device, info)
+        save_checkpoint(path, model, self._ckpt.label_transform, self._ckpt.device, info, self._ckpt.tree_head)
 
     # ---------------------------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -221,6 +223,8 @@ class CDMPPCostModel(PyCostModel):
             logger.info("CDMPPCostModel: loaded checkpoint %s (trained on %s)", self._ckpt.path,
                         self._ckpt.device.get("name"))
         self.model = self._ckpt.model.to(self.torch_device)
+        if self._ckpt.tree_head is not None:  # its trees share the tuner's cores like torch does
+            self._ckpt.tree_head.trees.n_threads = self.num_threads
         self._anchor = None  # made lazily, at the first online step
         self._opt = None
         self._calibration = LatencyCalibration(self.online.calibration_window)
@@ -299,7 +303,7 @@ class CDMPPCostModel(PyCostModel):
         y, emb = predict_transformed(self._pretrained(), asts, dev_vec, self.batch_size, self.torch_device,
                                      want_embedding=True, oom=self._oom)
         self._stats["inference_seconds"] += time.perf_counter() - t
-        return np.maximum(self._ckpt.label_transform.inverse(y), 1e-12), emb
+        return np.maximum(self._ckpt.latency_s(y, asts), 1e-12), emb
 
     def _vectors(self, asts: list[CompactAST], emb: np.ndarray) -> np.ndarray:
         return program_vectors(asts, emb if self.boosted.use_embedding else None, self.boosted.first_leaves)
@@ -308,7 +312,7 @@ class CDMPPCostModel(PyCostModel):
         t = time.perf_counter()
         y = predict_transformed(model, asts, device_vec, self.batch_size, self.torch_device, oom=self._oom)
         self._stats["inference_seconds"] += time.perf_counter() - t
-        return self._ckpt.label_transform.inverse(y)
+        return self._ckpt.latency_s(y, asts)
 
     def _scores(self, context, candidates) -> np.ndarray:
         if not candidates:

@@ -1,4 +1,5 @@
-"""Checkpoints: one file = weights + model config + feature-schema version + label transform + device.
+"""Checkpoints: one file = weights + model config + feature-schema version + label transform + device
+(+ an optional tree head, ``tree_head.py``, blended into every latency the checkpoint predicts).
 
 Written atomically (temporary file in the same directory, fsync, rename) so a kill never leaves a
 half-written checkpoint; loaded with ``torch.load(weights_only=True)``: the file holds only tensors and
@@ -26,9 +27,11 @@ from ..features import FEATURE_DIM, FEATURE_SCHEMA_VERSION
 from .inference import default_torch_device, predict_transformed
 from .label_transform import LabelTransform
 from .network import CDMPPNet, ModelConfig
+from .tree_head import TreeHead
 
 FORMAT = "cdmpp-tvm-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional "tree_head"; version 1 files (no tree head) are read too
+READABLE_FORMAT_VERSIONS = (1, 2)
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 _REQUIRED = ("format", "format_version", "feature_schema", "device_schema", "model_config", "state_dict",
              "label_transform", "device")
@@ -45,6 +48,7 @@ class Checkpoint:
     device: dict  # {"name", "targets", "descriptor" [, "finetuned_from"]} of the training device(s)
     info: dict = field(default_factory=dict)  # training facts: data, config, history, date
     path: str = ""
+    tree_head: TreeHead | None = None  # blended into latency_s; None = the transformer alone
 
     @property
     def config(self) -> ModelConfig:
@@ -62,16 +66,24 @@ class Checkpoint:
                 continue
         return out
 
-    def predict_latency_s(self, asts: list, device_vec=None, batch_size: int = 1024, device: str = "auto"):
+    def predict_latency_s(self, asts: list, device_vec=None, batch_size: int = 1024, device: str = "auto",
+                          with_tree_head: bool = True):
         """Predicted latency in seconds, (N,) float64, of N compact ASTs. ``device_vec``: the descriptor
         of the device to predict for, (D,) for all or (N, D) per program; None = the checkpoint's own
-        training device. ``device``: torch device ("auto" = CUDA when available)."""
+        training device. ``device``: torch device ("auto" = CUDA when available). ``with_tree_head``:
+        False = the transformer alone."""
         if device_vec is None and self.device.get("descriptor"):
             device_vec = np.asarray(self.device["descriptor"], dtype=np.float32)
         torch_device = default_torch_device(device)
         self.model.to(torch_device)
         pred = predict_transformed(self.model, asts, device_vec, batch_size, torch_device)
-        return self.label_transform.inverse(pred)
+        return self.latency_s(pred, asts) if with_tree_head else self.label_transform.inverse(pred)
+
+    def latency_s(self, transformed: np.ndarray, asts: list) -> np.ndarray:
+        """(N,) seconds from the transformer's (N,) outputs (label-transform space) for these N programs:
+        the inverse label transform, blended with the tree head when the checkpoint has one."""
+        latency = self.label_transform.inverse(transformed)
+        return latency if self.tree_head is None else self.tree_head.blend(latency, asts)
 
 
 def _non_finite_tensors(state_dict: dict) -> list[str]:
@@ -89,7 +101,7 @@ def device_entry(targets: list[str], data: TrainingData) -> dict:
 
 
 def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: LabelTransform, device: dict,
-                    info: dict | None = None) -> None:
+                    info: dict | None = None, tree_head: TreeHead | None = None) -> None:
     """Write a checkpoint atomically; refuses (CheckpointError) a model with NaN or infinite weights, which
     would predict NaN for every program."""
     if bad := _non_finite_tensors(model.state_dict()):
@@ -105,6 +117,7 @@ def save_checkpoint(path: str | os.PathLike, model: CDMPPNet, label_transform: L
         "label_transform": label_transform.to_dict(),
         "device": device,
         "info": json.loads(json.dumps(info or {})),  # plain JSON values only, so weights_only loading works
+        "tree_head": None if tree_head is None else tree_head.to_state(),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -134,9 +147,9 @@ def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.d
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {missing}")
-    if payload["format_version"] != FORMAT_VERSION:
+    if payload["format_version"] not in READABLE_FORMAT_VERSIONS:
         raise CheckpointError(f"{path}: checkpoint format version {payload['format_version']}, this cdmpp-tvm "
-                              f"reads version {FORMAT_VERSION}")
+                              f"reads versions {READABLE_FORMAT_VERSIONS}")
     if payload["feature_schema"] != FEATURE_SCHEMA_VERSION:
         raise CheckpointError(f"{path}: trained on feature schema {payload['feature_schema']!r}, but this cdmpp-tvm "
                               f"extracts {FEATURE_SCHEMA_VERSION!r}; retrain or use a matching cdmpp-tvm version")
@@ -153,12 +166,13 @@ def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.d
                                   "the checkpoint is unusable, retrain it")
         model.load_state_dict(payload["state_dict"])
         label_transform = LabelTransform.from_dict(payload["label_transform"])
+        tree_head = None if payload.get("tree_head") is None else TreeHead.from_state(payload["tree_head"], str(path))
     except CheckpointError:
         raise
     except Exception as e:
         raise CheckpointError(f"{path}: checkpoint does not match the model definition: {type(e).__name__}: {e}") from e
     model.eval()
-    return Checkpoint(model, label_transform, payload["device"], payload.get("info", {}), str(path))
+    return Checkpoint(model, label_transform, payload["device"], payload.get("info", {}), str(path), tree_head)
 
 
 def pretrained_index() -> dict:

@@ -5,7 +5,6 @@ search round never aborts because the GPU is shared or small.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
@@ -33,23 +32,6 @@ def to_tensors(asts: list[CompactAST], device_vec: np.ndarray | None, torch_devi
     if device_vec is not None:
         dev = torch.from_numpy(np.broadcast_to(device_vec, (len(asts), device_vec.shape[-1])).copy()).to(torch_device)
     return feats, pos, mask, dev
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run torch CPU ops on ``n`` threads inside the block, restoring the caller's setting after.
-
-    Inside a tuner, TVM's own worker threads compete for the same cores; measured on the 2-core box
-    with the search running, 1 torch thread gave 4x the throughput of 2 (OpenMP threads spin-wait)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class OOMSplitCounter:

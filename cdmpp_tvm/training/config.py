@@ -42,6 +42,9 @@ class TrainConfig:
     # its longest program: leaves are 3-10 per program (mean 3.6), so a shuffled batch of 256 is ~37 %
     # real leaves, a sorted one nearly all; a step costs ~2.2x less on the 2-core box.
     length_bucket_window: int = 0
+    # > 0: after training, fit the tree head (model/tree_head.py: boosted trees on the compact AST's leaf
+    # features, on the same records) and blend it into every prediction with this weight in log space.
+    tree_head_weight: float = 0.0
     progress: bool = True  # tqdm bar over epochs (rank 0 only)
 
     def __post_init__(self):
@@ -59,6 +62,8 @@ class TrainConfig:
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):
                 raise ValueError(f"{key} must be a finite number >= 0, got {v!r}")
+        if not 0 <= self.tree_head_weight <= 1:
+            raise ValueError(f"tree_head_weight must be in [0, 1], got {self.tree_head_weight!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
 

@@ -12,6 +12,7 @@ from ..data import feature_cache  # module, not its functions: tests replace loa
 from ..data.dataset import TrainingData
 from ..errors import UserError
 from ..model.checkpoint import device_entry, save_checkpoint
+from ..model.tree_head import TreeHead
 from .distributed import close_distributed, init_distributed
 from .job import ConfigError, TrainJob, load_train_job
 from .loop import train
@@ -70,10 +71,20 @@ def run_train_job(job: TrainJob, config_path: str | None = None, say=print) -> d
                                                 state_path=job.state_path)
         if not master:
             return None
+        tree_head = None
+        if job.train.tree_head_weight > 0:
+            start = time.perf_counter()
+            tree_head = TreeHead.fit(loaded.data, job.train.tree_head_weight, seed=job.train.seed)
+            history = {**history, "tree_head": {**tree_head.trees.history, "weight": tree_head.weight,
+                                                "fit_seconds": time.perf_counter() - start}}
+            say(f"Tree head: {tree_head.trees.history['rounds']} rounds, validation RMSE of ln latency "
+                f"{tree_head.trees.history['val_rmse']:.3f}, weight {tree_head.weight:g} "
+                f"({time.perf_counter() - start:.0f} s)", flush=True)
         info = {"train_config": job.train.to_dict(), "history": history, "n_programs": len(loaded.data),
                 "n_tasks": len(tasks), "databases": [str(d) for d in dirs], "split": job.split,
                 "config": str(config_path or job.path), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-        save_checkpoint(job.out, model, label_transform, device_entry(loaded.facts["targets"], loaded.data), info)
+        save_checkpoint(job.out, model, label_transform, device_entry(loaded.facts["targets"], loaded.data), info,
+                        tree_head)
         return history
     finally:
         close_distributed(ctx)
