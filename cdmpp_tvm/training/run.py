@@ -73,13 +73,11 @@ def run_train_job(job: TrainJob, config_path: str | None = None, say=print) -> d
             return None
         tree_head = None
         if job.train.tree_head_weight > 0:
-            start = time.perf_counter()
             tree_head = TreeHead.fit(loaded.data, job.train.tree_head_weight, seed=job.train.seed)
-            history = {**history, "tree_head": {**tree_head.trees.history, "weight": tree_head.weight,
-                                                "fit_seconds": time.perf_counter() - start}}
-            say(f"Tree head: {tree_head.trees.history['rounds']} rounds, validation RMSE of ln latency "
-                f"{tree_head.trees.history['val_rmse']:.3f}, weight {tree_head.weight:g} "
-                f"({time.perf_counter() - start:.0f} s)", flush=True)
+            fit = tree_head.trees.history  # rounds, val_rmse, seconds, n_train, n_val
+            history = {**history, "tree_head": {**fit, "weight": tree_head.weight}}
+            say(f"Tree head: {fit['rounds']} rounds, validation RMSE of ln latency {fit['val_rmse']:.3f}, "
+                f"weight {tree_head.weight:g} ({fit['seconds']:.0f} s)", flush=True)
         info = {"train_config": job.train.to_dict(), "history": history, "n_programs": len(loaded.data),
                 "n_tasks": len(tasks), "databases": [str(d) for d in dirs], "split": job.split,
                 "config": str(config_path or job.path), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
