@@ -4,7 +4,7 @@ A source device's dataset trains (or has trained) the BASE checkpoint; a target 
 by whole tasks into *pool* tasks and *held-out* tasks, and each pool task's records again into
 selectable records (the *pool*: what one could measure) and *same-task* test records (fixed seed,
 ``--same-task-test-fraction``). For every budget B of target samples (default 50, 100, 200, 500, 1000) and
-seed, B pool records are chosen and four predictors are built from them, then scored on both test sets:
+seed, B pool records are chosen and six predictors are built from them, then scored on both test sets:
 the same tasks' other programs (CDMPP's cross-device setting: the tasks are known, the device is new)
 and the held-out tasks (MAPE over records, top-1 / top-5 / Spearman per task averaged over tasks:
 ``cdmpp_tvm.evaluation.compute_metrics``):
@@ -14,6 +14,13 @@ and the held-out tasks (MAPE over records, top-1 / top-5 / Spearman per task ave
   of the pool: ``cdmpp_tvm.adaptation.kmeans_select``, as ``cdmpp-tvm select`` does, but among the
   already measured pool records, so the benchmark runs offline on collected data;
 * ``finetune-random``: the same on B records chosen uniformly;
+* ``calibrate``: BASE unchanged, its latencies scaled by one factor for the new device, exp(median
+  ln(measured / predicted)) over the KMeans-chosen records: a device calibration that never changes a
+  ranking (per task it would rest on one or two records at these budgets);
+* ``residual-trees``: BASE unchanged plus boosted trees on the residual ln(measured / BASE) of the
+  KMeans-chosen records (``cost_model.boosted.TaskBooster``, the tuner's learner of the task at hand,
+  here fitted once across all chosen records: what the new device changes, as a function of the
+  program's leaf features, BASE's program embedding and BASE's own prediction);
 * ``scratch``: CDMPP (BASE's architecture) trained from scratch on the KMeans-chosen records;
 * ``xgb``: ``cdmpp_tvm.baselines.XGBBaseline`` trained on the KMeans-chosen records;
 
@@ -47,6 +54,7 @@ from cdmpp_tvm.bench.report import benchmark_command  # noqa: E402
 from cdmpp_tvm.adaptation import default_finetune_config, finetune  # noqa: E402
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: E402
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
+from cdmpp_tvm.cost_model.boosted import BoostedConfig, TaskBooster, program_vectors  # noqa: E402
 from cdmpp_tvm.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from cdmpp_tvm.data.dataset import TrainingData, split_by_group  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
@@ -67,7 +75,7 @@ from cdmpp_tvm.model.inference import default_torch_device, predict_transformed 
 from cdmpp_tvm.adaptation import kmeans_select, random_select  # noqa: E402
 from cdmpp_tvm.training import load_train_config, train  # noqa: E402
 
-METHODS = ("finetune-kmeans", "finetune-random", "scratch", "xgb")
+METHODS = ("finetune-kmeans", "finetune-random", "calibrate", "residual-trees", "scratch", "xgb")
 REPORTED = ("mape", "top1", "top5", "spearman")
 
 
@@ -210,9 +218,21 @@ def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool
         cfg = default_finetune_config(base, epochs=args.epochs, cmd_weight=args.cmd_weight, seed=seed,
                                       device=args.device, progress=False, time_limit_s=args.time_limit)
         res = finetune(base, pool.subset(idx), source, cfg)
-        ck = Checkpoint(res.model, res.label_transform, base.device)
+        ck = Checkpoint(res.model, res.label_transform, base.device, tree_head=res.tree_head)
         return (lambda sc: ck.predict_latency_s(sc.data.asts, sc.data.device, device=args.device),
                 {"n_tasks_selected": len(np.unique(pool.groups[idx])), "best_epoch": res.history.get("best_epoch")})
+    if method == "calibrate":
+        chosen = pool.subset(idx)
+        predicted = base.predict_latency_s(chosen.asts, chosen.device, device=args.device)
+        scale = float(np.exp(np.median(np.log(chosen.latencies) - np.log(np.maximum(predicted, 1e-12)))))
+        return (lambda sc: scale * base.predict_latency_s(sc.data.asts, sc.data.device, device=args.device)), \
+            {"scale": scale}
+    if method == "residual-trees":
+        chosen = pool.subset(idx)
+        booster = TaskBooster(BoostedConfig(nthread=args.threads or os.cpu_count() or 1), seed)
+        x, log_base = _residual_inputs(base, chosen, args.device)
+        booster.fit(x, np.log(chosen.latencies), log_base)
+        return (lambda sc: np.exp(booster.predict(*_residual_inputs(base, sc.data, args.device)))), {}
     if method == "scratch":
         _, base_cfg = load_train_config(args.base_config)
         cfg = _replace(base_cfg, epochs=args.scratch_epochs, seed=seed, device=args.device, progress=False,
@@ -225,6 +245,14 @@ def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool
     xgb = XGBBaseline(n_threads=args.threads, seed=seed)
     xgb.fit([pool_rows[i] for i in idx], pool.latencies[idx], pool.groups[idx])
     return (lambda sc: xgb.predict(sc.rows)), {"rounds": xgb.history.get("rounds")}
+
+
+def _residual_inputs(base: Checkpoint, data: TrainingData, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(program vectors, BASE's ln latency) of ``data``: the inputs of ``TaskBooster.fit`` / ``predict``."""
+    dev = default_torch_device(device)
+    transformed, emb = predict_transformed(base.model, data.asts, data.device, 1024, dev, want_embedding=True)
+    latency = base.latency_s(transformed, data.asts)
+    return program_vectors(data.asts, emb, BoostedConfig().first_leaves), np.log(np.maximum(latency, 1e-12))
 
 
 def _base_checkpoint(args, source: TrainingData, out_dir: Path) -> Checkpoint:

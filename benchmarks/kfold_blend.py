@@ -43,6 +43,7 @@ from cdmpp_tvm.data.splits import read_split, split_digest  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
 from cdmpp_tvm.evaluation import compute_metrics, format_number  # noqa: E402
 from cdmpp_tvm.model.checkpoint import load_checkpoint  # noqa: E402
+from cdmpp_tvm.model.tree_head import blend_latencies  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +112,8 @@ def blend_fold(result: dict, weights: list[float], tree_features: str = "per-sto
         train, _ = load_cached_features(train_dirs, COMPACT_AST)
         trees = XGBBaseline(n_threads=threads).fit(train.rows["leaf_features"], train.latencies, train.groups)
         xgb = trees.predict([ast.leaf_features for ast in split.test_data.asts])
-    log_cdmpp, log_xgb = (np.log(clip_predictions(p)[0]) for p in (cdmpp, xgb))
-    return {_key(w): compute_metrics(np.exp((1 - w) * log_cdmpp + w * log_xgb), split.true_s, split.groups,
+    cdmpp, xgb = (clip_predictions(p)[0] for p in (cdmpp, xgb))
+    return {_key(w): compute_metrics(blend_latencies(cdmpp, xgb, w), split.true_s, split.groups,
                                      split.programs)["overall"] for w in weights}
 
 

@@ -11,14 +11,14 @@ XGBModel returns random numbers without extracting features until it has seen 10
 first trained on 128 other candidates of the same workload with synthetic latencies: its predict cost
 (feature extraction + booster) does not depend on the label values.
 
-Also reported: CDMPP model inference alone (no featurization) on the CPU, and on CUDA when present.
+Also reported: the CDMPP transformer's inference alone (no featurization, no tree head) on the CPU, and
+on CUDA when present; CDMPPCostModel.predict's end-to-end number includes the checkpoint's tree head.
 
     python benchmarks/predict_throughput.py [--candidates 2560] [--out benchmarks/results]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -34,7 +34,7 @@ import tvm  # noqa: E402
 from tvm.s_tir import meta_schedule as ms  # noqa: E402
 
 from cdmpp_tvm import CDMPPCostModel  # noqa: E402
-from cdmpp_tvm.atomic_io import write_figure_atomic  # noqa: E402
+from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic  # noqa: E402
 from cdmpp_tvm.features import CompactASTFeaturizer  # noqa: E402
 from cdmpp_tvm.features.compact_ast import extract_compact_ast_python  # noqa: E402
 from cdmpp_tvm.model.inference import predict_transformed  # noqa: E402
@@ -66,7 +66,7 @@ def trained_xgb(ctx, train_cands) -> ms.cost_model.XGBModel:
 
 
 def inference_only(cdmpp, asts, device: str) -> float:
-    model = cdmpp._prediction_model().to(device)
+    model = cdmpp.model.to(device)  # the loaded checkpoint's transformer (no update has run)
     dev = torch.device(device)
     with torch_threads(1 if device == "cpu" else None):
         predict_transformed(model, asts[:CALL_SIZE], None, CALL_SIZE, dev)  # warm-up
@@ -123,7 +123,7 @@ def main() -> None:
             "loadavg_at_end": os.getloadavg(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "call_size": CALL_SIZE,
             "xgb_note": "XGBModel trained first on 128 candidates with synthetic latencies (predict cost is label-independent)"}
-    (out / "predict_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_json_atomic(out / "predict_throughput.json", {"meta": meta, "rows": rows})
     _plot(rows, out / "predict_throughput.png")
     print(f"wrote {out / 'predict_throughput.json'} and {out / 'predict_throughput.png'}")
 

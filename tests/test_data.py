@@ -17,6 +17,8 @@ from cdmpp_tvm.data import (
     task_dir_name,
 )
 from cdmpp_tvm.data.feature_cache import CACHE_FILE, load_cached_training_data
+from cdmpp_tvm.data.layout import database_lines
+from cdmpp_tvm.data.reader import latency_of
 from cdmpp_tvm.workloads import load_workload
 
 from conftest import TINY_COLLECT as TINY
@@ -60,6 +62,29 @@ def test_data_card_counts_match_the_collection(collected, capsys):
     printed = capsys.readouterr().out
     assert f"| {OPERATORS} | 2 | {manifest['totals']['valid']:,} |" in printed
     assert main(["data-card", str(out / "no-such-dir")]) == 2
+
+
+def test_data_card_totals_count_tasks_once_across_roots_and_devices(collected, tmp_path, capsys):
+    from cdmpp_tvm.cli import main
+
+    out, tasks, manifest = collected
+    # A second root: a task with valid records measured again on another CPU model (same workload, new mcpu).
+    task = next(t for t in tasks
+                if any(latency_of(rec[1]) for _, rec in database_lines(out / task_dir_name(t) / RECORD_FILE)))
+    other = tmp_path / "other-cpu" / task_dir_name(task)
+    shutil.copytree(out / task_dir_name(task), other)
+    lines = database_lines(other / RECORD_FILE)
+    for _, rec in lines:
+        rec[2]["mcpu"] = "other-cpu"
+    (other / RECORD_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    valid_copied = sum(latency_of(rec[1]) is not None for _, rec in lines)
+    roots = [str(out), str(tmp_path / "other-cpu")]
+    assert main(["data-card", "--totals", *roots, "--json", str(tmp_path / "t.json")]) == 0
+    totals = json.loads((tmp_path / "t.json").read_text())
+    assert totals["total"] == {"tasks": 2, "valid": manifest["totals"]["valid"] + valid_copied, "devices": 2}
+    assert totals["devices"]["other-cpu"] == {"tasks": 1, "valid": valid_copied}
+    assert f"| **all (distinct tasks)** | **2 devices** | **2** |" in capsys.readouterr().out
+    assert main(["data-card", *roots]) == 2  # several roots need --totals
 
 
 def test_reader_reports_corrupt_lines_and_counts_failures(collected, tmp_path):

@@ -124,6 +124,12 @@ def test_tree_head_blends_in_log_space_survives_a_checkpoint_and_recalibrates(tm
     alone = ck.predict_latency_s(asts, with_tree_head=False)
     assert np.allclose(alone, lt.inverse(predict_transformed(model, asts, None, 16, torch.device("cpu"))))
     assert np.allclose(ck.predict_latency_s(asts), np.exp(0.75 * np.log(alone) + 0.25 * np.log(trees)), rtol=1e-6)
+    # The trees' latencies passed in (one tree pass for several transformers) give the same blend; the
+    # wrong number of them is refused.
+    transformed = lt.transform(alone)
+    assert np.allclose(ck.latency_s(transformed, asts, ck.trees_latency_s(asts)), ck.latency_s(transformed, asts))
+    with pytest.raises(ValueError, match="tree predictions"):
+        ck.latency_s(transformed, asts, trees[:-1])
     # Recalibrated to a device 3x slower, the trees predict 3x what they predict recalibrated to this one,
     # centred on the measurements (median log ratio 0), in the same order.
     same, slower = (head.recalibrated(asts, k * lat).predict_latency_s(asts) for k in (1, 3))

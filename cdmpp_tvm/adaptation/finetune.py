@@ -36,6 +36,7 @@ from ..data.feature_cache import load_cached_training_data
 from ..errors import UserError
 from ..model import CDMPPNet, LabelTransform
 from ..model.inference import default_torch_device
+from ..model.tree_head import TreeHead
 from ..training import TrainConfig, evaluate, train
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class FinetuneResult:
     val_tasks: list[str] = field(default_factory=list)
     base_val: dict | None = None  # {"loss", "mape"} of BASE on the validation tasks (None without them)
     val: dict | None = None  # the same for the fine-tuned model
+    tree_head: TreeHead | None = None  # BASE's tree head re-scaled to the target programs (None: BASE has none)
 
     def summary(self) -> dict:
         return {"n_train": self.n_train, "n_val": self.n_val, "train_tasks": self.train_tasks,
@@ -116,9 +118,11 @@ def finetune(base: Checkpoint, target: TrainingData, source: TrainingData | None
     if base_val is not None and val is not None and val["loss"] >= base_val["loss"]:
         logger.warning("finetune: the fine-tuned model's validation loss %.4f is not below BASE's %.4f",
                        val["loss"], base_val["loss"])
+    # BASE's tree head with its latency scale moved to the target device (its ranking is unchanged).
+    tree_head = None if base.tree_head is None else base.tree_head.recalibrated(target.asts, target.latencies)
     return FinetuneResult(model, label_transform, history, cfg, len(train_data),
                           0 if val_data is None else len(val_data), sorted(set(train_data.groups.tolist())),
-                          [] if val_data is None else sorted(set(val_data.groups.tolist())), base_val, val)
+                          [] if val_data is None else sorted(set(val_data.groups.tolist())), base_val, val, tree_head)
 
 
 def finetune_databases(base: str | os.PathLike | Checkpoint, target_dirs: list, out: str | os.PathLike,
@@ -148,7 +152,5 @@ def finetune_databases(base: str | os.PathLike | Checkpoint, target_dirs: list, 
             "n_tasks": len(result.train_tasks),
             "base_info": {k: v for k, v in ckpt.info.items() if k not in ("history", "base_info")},
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    # The base's tree head, its latency scale moved to the target device (its ranking is unchanged).
-    tree_head = None if ckpt.tree_head is None else ckpt.tree_head.recalibrated(target.asts, target.latencies)
-    save_checkpoint(out, result.model, result.label_transform, device, info, tree_head)
+    save_checkpoint(out, result.model, result.label_transform, device, info, result.tree_head)
     return result

@@ -83,6 +83,7 @@ class XGBBaseline:
         self.early_stopping_rounds = early_stopping_rounds
         self.val_fraction = val_fraction
         self.n_threads = n_threads
+        self._nthread_set = None  # (booster id, n_threads) that predict last applied to the booster
         self.seed = seed  # of the validation split; the trees use MetaSchedule's seed 43
         self.params = {**METASCHEDULE_PARAMS, **(params or {})}
         self.booster: xgb.Booster | None = None
@@ -129,8 +130,10 @@ class XGBBaseline:
             raise RuntimeError("XGBBaseline.predict: call fit or load first")
         programs = check_programs(X, self.n_features_in_, who="XGBBaseline.predict")
         data = _PackedPrograms(programs)
-        if self.n_threads is not None:  # a loaded model predicts on xgboost's default (all cores) otherwise
+        # A loaded model predicts on xgboost's default (all cores) otherwise; set once per booster and thread count.
+        if self.n_threads is not None and self._nthread_set != (id(self.booster), self.n_threads):
             self.booster.set_param({"nthread": self.n_threads})
+            self._nthread_set = (id(self.booster), self.n_threads)
         scores = self.booster.predict(data.dmatrix)
         if self.row_score_range is not None:
             low, high = self.row_score_range

@@ -9,7 +9,7 @@ from tvm.s_tir.meta_schedule.utils import shash2hex
 
 from ..atomic_io import write_json_atomic
 from ..data import TASK_CACHE, CollectConfig, RPCSettings, collect, collect_from_selection, measured_workloads
-from ..data.data_card import data_card_markdown, load_manifest, summarize
+from ..data.data_card import data_card_markdown, dataset_totals, load_manifest, summarize, totals_markdown
 from ..data.feature_cache import FEATURE_KINDS, featurize_databases
 from ..data.remeasure import plan_remeasure
 from ..data.protocol import load_protocol, protocol_splits, write_protocol_splits
@@ -132,16 +132,27 @@ def run_featurize(args) -> int:
 
 def _add_data_card(sub) -> None:
     p = sub.add_parser("data-card", help="per-source counts and collection runs of a collected dataset (Markdown)")
-    p.add_argument("dataset", help="a `cdmpp-tvm collect --out` directory (holds manifest.json)")
+    p.add_argument("dataset", nargs="+", help="a `cdmpp-tvm collect --out` directory (holds manifest.json); "
+                                              "with --totals, every root of the dataset")
+    p.add_argument("--totals", action="store_true",
+                   help="count the whole dataset from its databases: valid records and distinct tasks "
+                        "(structural hashes) per root, per device and over all roots")
     p.add_argument("--json", default=None, help="also write the numbers as JSON to this file")
     p.set_defaults(func=run_data_card)
 
 
 def run_data_card(args) -> int:
-    manifest = load_manifest(args.dataset)
-    print(data_card_markdown(manifest), end="")
+    if args.totals:
+        numbers = dataset_totals(args.dataset)
+        print(totals_markdown(numbers), end="")
+    else:
+        if len(args.dataset) != 1:
+            raise UserError(f"data-card: one dataset directory, or several with --totals; got {len(args.dataset)}")
+        manifest = load_manifest(args.dataset[0])
+        numbers = summarize(manifest)
+        print(data_card_markdown(manifest), end="")
     if args.json:
-        write_json_atomic(args.json, summarize(manifest))
+        write_json_atomic(args.json, numbers)
     return 0
 
 

@@ -297,22 +297,23 @@ class CDMPPCostModel(PyCostModel):
             return np.exp(self._learner.predict(task, self._vectors(asts, emb), np.log(base)))
         return self._predict_latency(self.model if name == "online" else self._pretrained(), asts, dev_vec)
 
-    def _pretrained_latency(self, asts: list[CompactAST], dev_vec) -> tuple[np.ndarray, np.ndarray]:
-        """Pretrained latency (N,) > 0 and program embedding (N, embed_dim): the boosted learner's base, inputs."""
+    def _pretrained_latency(self, asts: list[CompactAST], dev_vec, trees=None) -> tuple[np.ndarray, np.ndarray]:
+        """Pretrained latency (N,) > 0 and program embedding (N, embed_dim): the boosted learner's base, inputs.
+        ``trees``: the tree head's latencies of ``asts`` when already computed (``_predict_latency`` too)."""
         t = time.perf_counter()
         y, emb = predict_transformed(self._pretrained(), asts, dev_vec, self.batch_size, self.torch_device,
                                      want_embedding=True, oom=self._oom)
         self._stats["inference_seconds"] += time.perf_counter() - t
-        return np.maximum(self._ckpt.latency_s(y, asts), 1e-12), emb
+        return np.maximum(self._ckpt.latency_s(y, asts, trees), 1e-12), emb
 
     def _vectors(self, asts: list[CompactAST], emb: np.ndarray) -> np.ndarray:
         return program_vectors(asts, emb if self.boosted.use_embedding else None, self.boosted.first_leaves)
 
-    def _predict_latency(self, model: CDMPPNet, asts: list[CompactAST], device_vec: np.ndarray) -> np.ndarray:
+    def _predict_latency(self, model: CDMPPNet, asts: list[CompactAST], dev_vec: np.ndarray, trees=None) -> np.ndarray:
         t = time.perf_counter()
-        y = predict_transformed(model, asts, device_vec, self.batch_size, self.torch_device, oom=self._oom)
+        y = predict_transformed(model, asts, dev_vec, self.batch_size, self.torch_device, oom=self._oom)
         self._stats["inference_seconds"] += time.perf_counter() - t
-        return self._ckpt.latency_s(y, asts)
+        return self._ckpt.latency_s(y, asts, trees)
 
     def _scores(self, context, candidates) -> np.ndarray:
         if not candidates:
@@ -347,10 +348,11 @@ class CDMPPCostModel(PyCostModel):
         # Every model scores the batch once, before anything learns from it: for the fresh-batch error and
         # for the guard. Until the first online step the anchor does not exist: the model is the pretrained one.
         dev_vec = self._device_vec(context)
-        anchor, emb = self._pretrained_latency(asts, dev_vec)
+        trees = self._ckpt.trees_latency_s(asts)  # one tree-head pass for both transformers below
+        anchor, emb = self._pretrained_latency(asts, dev_vec, trees)
         vectors = self._vectors(asts, emb) if self.boosted.enabled else None  # the boosted learner's inputs
         fresh = {"anchor": anchor,
-                 "online": anchor if self._anchor is None else self._predict_latency(self.model, asts, dev_vec)}
+                 "online": anchor if self._anchor is None else self._predict_latency(self.model, asts, dev_vec, trees)}
         if vectors is not None and self._learner.has_model(task):
             fresh["boosted"] = np.exp(self._learner.predict(task, vectors, np.log(anchor)))
         self._record_fresh_error(context, task, batch, fresh, dev_vec)

@@ -13,8 +13,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..errors import UserError
-from .layout import MANIFEST
+from .layout import MANIFEST, RECORD_FILE, database_lines
 from .manifest import task_totals, valid_per_hour
+from .reader import find_databases, latency_of, workload_hashes
 
 OPERATORS = "operators"
 _COUNTS = ("valid", "build_failed", "run_failed")
@@ -97,4 +98,44 @@ def data_card_markdown(manifest: dict) -> str:
     settings = manifest.get("settings", {})
     if settings:
         lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def dataset_totals(roots: list[str | Path]) -> dict:
+    """-> {"roots": {root: {"devices", "tasks", "valid"}}, "devices": {device: {"tasks", "valid"}},
+    "total": {"tasks", "valid", "devices"}}: valid records (a measured latency) per root and per device
+    (the record's target ``mcpu``, else its ``kind``), tasks as distinct workload structural hashes."""
+    per_root, per_device = {}, defaultdict(lambda: {"hashes": set(), "valid": 0})
+    all_hashes: set[str] = set()
+    for root in roots:
+        entry = {"devices": set(), "hashes": set(), "valid": 0}
+        for d in find_databases([root]):
+            hashes = workload_hashes(d)
+            entry["hashes"] |= hashes
+            for _, rec in database_lines(d / RECORD_FILE):
+                if latency_of(rec[1]) is None:
+                    continue
+                target = rec[2] if isinstance(rec[2], dict) else {}
+                device = str(target.get("mcpu") or target.get("kind") or "unknown")
+                entry["devices"].add(device)
+                entry["valid"] += 1
+                per_device[device]["valid"] += 1
+                per_device[device]["hashes"] |= hashes
+        all_hashes |= entry["hashes"]
+        per_root[str(root)] = {"devices": sorted(entry["devices"]), "tasks": len(entry["hashes"]),
+                               "valid": entry["valid"]}
+    devices = {k: {"tasks": len(v["hashes"]), "valid": v["valid"]} for k, v in sorted(per_device.items())}
+    return {"roots": per_root, "devices": devices,
+            "total": {"tasks": len(all_hashes), "valid": sum(r["valid"] for r in per_root.values()),
+                      "devices": len(devices)}}
+
+
+def totals_markdown(totals: dict) -> str:
+    lines = ["| root | devices (mcpu) | tasks | valid records |", "|---|---|---|---|"]
+    for root, r in totals["roots"].items():
+        lines.append(f"| {root} | {', '.join(r['devices'])} | {r['tasks']} | {r['valid']:,} |")
+    t = totals["total"]
+    lines += [f"| **all (distinct tasks)** | **{t['devices']} devices** | **{t['tasks']}** | **{t['valid']:,}** |",
+              "", "| device (mcpu) | tasks | valid records |", "|---|---|---|"]
+    lines += [f"| {name} | {d['tasks']} | {d['valid']:,} |" for name, d in totals["devices"].items()]
     return "\n".join(lines) + "\n"

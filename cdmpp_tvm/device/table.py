@@ -64,7 +64,7 @@ def _cuda_target(arch: str, tag: str, l2_bytes: int | None) -> dict:
 _NVIDIA_SOURCE = "NVIDIA data sheets / CUDA programming guide (public figures)"
 
 # Known devices. GPUs: NVIDIA's public figures (SXM parts; shared memory per block = the opt-in maximum).
-# CPUs: the two 2-core AMD EPYC dev boxes this project measured on, and a stand-in for the GPU host.
+# CPUs: the 2-core AMD EPYC dev boxes this project measured on, and a stand-in for the GPU host.
 KNOWN_DEVICES: dict[str, DeviceSpec] = {d.name: d for d in (
     DeviceSpec("nvidia-h100-sxm", "gpu", "NVIDIA H100 SXM5 80 GB", _cuda_target("sm_90a", "nvidia/nvidia-h100", 52428800),
                _NVIDIA_SOURCE, arch="sm_90", sms=132, clock_ghz=1.98, mem_bw_gbs=3350, smem_per_block_kb=227,
@@ -91,6 +91,11 @@ KNOWN_DEVICES: dict[str, DeviceSpec] = {d.name: d for d in (
                "read on the box on 2026-12-02: lscpu / /proc/cpuinfo (2 cores, 1 thread each, avx512f, cpu MHz "
                "2596.09, L1d 48K, L2 1024K, L3 32768K); the guest shows no boost clock",
                mcpu="znver5", physical_cores=2, simd_bits=512, l1d_kb=48, l2_kb=1024, l3_mb=32, base_ghz=2.596),
+    DeviceSpec("epyc-znver3-2core", "cpu", "2-core AMD EPYC dev box, Zen 3 (KVM guest, CPUID family 25 model 1)",
+               {"kind": "llvm", "num-cores": 2, "mcpu": "znver3"},
+               "read on the box on 2026-12-06: lscpu / /proc/cpuinfo (2 cores, 1 thread each, AVX2, no avx512f, cpu MHz "
+               "2445.42, L1d 32K, L2 512K, L3 32768K per instance); the guest shows no boost clock",
+               mcpu="znver3", physical_cores=2, simd_bits=256, l1d_kb=32, l2_kb=512, l3_mb=32, base_ghz=2.445),
     DeviceSpec("epyc-znver1-2core", "cpu", "2-core AMD EPYC dev box that measured the bootstrap set (llvm cpu znver1)",
                {"kind": "llvm", "num-cores": 2, "mcpu": "znver1"},
                "assumed: public figures of Zen 1 EPYC 7001 (L1d 32 KB, L2 512 KB/core, L3 8 MB per CCX, "

@@ -79,11 +79,17 @@ class Checkpoint:
         pred = predict_transformed(self.model, asts, device_vec, batch_size, torch_device)
         return self.latency_s(pred, asts) if with_tree_head else self.label_transform.inverse(pred)
 
-    def latency_s(self, transformed: np.ndarray, asts: list) -> np.ndarray:
+    def latency_s(self, transformed: np.ndarray, asts: list, trees_latency_s: np.ndarray | None = None
+                  ) -> np.ndarray:
         """(N,) seconds from the transformer's (N,) outputs (label-transform space) for these N programs:
-        the inverse label transform, blended with the tree head when the checkpoint has one."""
+        the inverse label transform, blended with the tree head when the checkpoint has one
+        (``trees_latency_s``: the head's ``trees_latency_s(asts)``, when the caller already has it)."""
         latency = self.label_transform.inverse(transformed)
-        return latency if self.tree_head is None else self.tree_head.blend(latency, asts)
+        return latency if self.tree_head is None else self.tree_head.blend(latency, asts, trees_latency_s)
+
+    def trees_latency_s(self, asts: list) -> np.ndarray | None:
+        """(N,) seconds the tree head alone predicts for N programs; None when the checkpoint has none."""
+        return None if self.tree_head is None else self.tree_head.predict_latency_s(asts)
 
 
 def _non_finite_tensors(state_dict: dict) -> list[str]:

@@ -48,15 +48,20 @@ class TreeHead:
             return np.zeros(0)
         return self.trees.predict([ast.leaf_features for ast in asts])
 
-    def blend(self, transformer_latency_s: np.ndarray, asts: list) -> np.ndarray:
-        """(N,) seconds: exp((1 - w) ln p_transformer + w ln p_trees) for the same N programs."""
+    def blend(self, transformer_latency_s: np.ndarray, asts: list, trees_latency_s: np.ndarray | None = None
+              ) -> np.ndarray:
+        """(N,) seconds: exp((1 - w) ln p_transformer + w ln p_trees) for the same N programs.
+        ``trees_latency_s``: ``predict_latency_s(asts)`` when the caller already has it (a batch that
+        several transformers score), so the trees run once per batch."""
         p = np.asarray(transformer_latency_s, dtype=np.float64)
         if p.shape != (len(asts),):
             raise ValueError(f"TreeHead.blend: {len(asts)} programs but {p.shape} transformer predictions")
         if not asts:
             return p
-        log_trees = np.log(np.maximum(self.predict_latency_s(asts), LOWEST_LATENCY_S))
-        return np.exp((1.0 - self.weight) * np.log(np.maximum(p, LOWEST_LATENCY_S)) + self.weight * log_trees)
+        trees = self.predict_latency_s(asts) if trees_latency_s is None else np.asarray(trees_latency_s)
+        if trees.shape != p.shape:
+            raise ValueError(f"TreeHead.blend: {len(asts)} programs but {trees.shape} tree predictions")
+        return blend_latencies(p, trees, self.weight)
 
     def recalibrated(self, asts: list, latency_s: np.ndarray) -> "TreeHead":
         """A copy whose trees predict on the scale of measured ``latency_s`` of these programs (a new device):
@@ -85,3 +90,10 @@ class TreeHead:
         if not torch.is_tensor(raw) or raw.dtype != torch.uint8:
             raise ValueError(f"{source}: tree head 'trees_ubj' must be a uint8 tensor")
         return cls(XGBBaseline.from_bytes(raw.numpy().tobytes(), f"{source}: tree head"), float(state["weight"]))
+
+
+def blend_latencies(transformer_latency_s: np.ndarray, trees_latency_s: np.ndarray, weight: float) -> np.ndarray:
+    """exp((1 - weight) ln transformer + weight ln trees), elementwise, both floored at LOWEST_LATENCY_S."""
+    log_transformer, log_trees = (np.log(np.maximum(np.asarray(p, dtype=np.float64), LOWEST_LATENCY_S))
+                                  for p in (transformer_latency_s, trees_latency_s))
+    return np.exp((1.0 - weight) * log_transformer + weight * log_trees)
