@@ -56,6 +56,7 @@ from cdmpp_tvm.atomic_io import write_figure_atomic, write_text_atomic  # noqa: 
 from cdmpp_tvm.baselines import XGBBaseline  # noqa: E402
 from cdmpp_tvm.cost_model.boosted import BoostedConfig, TaskBooster, program_vectors  # noqa: E402
 from cdmpp_tvm.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from cdmpp_tvm.model.tree_head import LOWEST_LATENCY_S  # noqa: E402
 from cdmpp_tvm.data.dataset import TrainingData, split_by_group  # noqa: E402
 from cdmpp_tvm.data.feature_cache import (  # noqa: E402
     COMPACT_AST,
@@ -140,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     base = _base_checkpoint(args, source, out_dir)
     dev = default_torch_device(args.device)
     base.model.to(dev)
-    _, emb = predict_transformed(base.model, pool.asts, pool.device, 1024, dev, want_embedding=True)
+    # BASE's outputs on the pool and on each test scope, once: the unchanged-BASE predictors (base,
+    # calibrate, residual-trees) index into them for every budget and seed instead of running BASE again.
+    pool_base = BaseOutputs.of(base, pool, dev)
+    for scope in scopes.values():
+        scope.base = BaseOutputs.of(base, scope.data, dev)
 
     settings = {"source": args.source, "target": args.target, "base": base.path, "budgets": args.budgets,
                 "seeds": args.seeds, "epochs": args.epochs, "scratch_epochs": args.scratch_epochs,
@@ -167,20 +172,20 @@ def main(argv: list[str] | None = None) -> int:
         _save(json_path, settings, runs, argv)
 
     if "base|0|0" not in runs:
-        record("base|0|0", lambda sc: base.predict_latency_s(sc.data.asts, sc.data.device, device=args.device), 0.0)
+        record("base|0|0", lambda sc: sc.base.latency, 0.0)
     for seed in args.seeds:
         for budget in args.budgets:
             if budget > len(pool):
                 print(f"budget {budget} > {len(pool)} pool records: skipped", flush=True)
                 continue
-            chosen = {"kmeans": kmeans_select(emb, budget, seed), "random": random_select(len(pool), budget, seed)}
+            chosen = {"kmeans": kmeans_select(pool_base.embedding, budget, seed), "random": random_select(len(pool), budget, seed)}
             for method in METHODS:
                 key = f"{method}|{budget}|{seed}"
                 if key in runs:
                     continue
                 idx = chosen["random" if method == "finetune-random" else "kmeans"]
                 start = time.perf_counter()
-                predict, extra = _adapt(method, idx, seed, args, base, pool, pool_rows, source)
+                predict, extra = _adapt(method, idx, seed, args, base, pool, pool_base, pool_rows, source)
                 record(key, predict, time.perf_counter() - start, **extra)
     summary = _summary(runs)
     _save(json_path, settings, runs, argv, summary)
@@ -190,12 +195,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class BaseOutputs:
+    """BASE's latency (N,) (tree head blended), program embedding (N, embed_dim) and the boosted trees'
+    inputs (``program_vectors``) for N programs, computed once."""
+
+    def __init__(self, latency: np.ndarray, embedding: np.ndarray, vectors: np.ndarray):
+        self.latency, self.embedding, self.vectors = latency, embedding, vectors
+
+    @classmethod
+    def of(cls, base: Checkpoint, data: TrainingData, dev) -> "BaseOutputs":
+        transformed, emb = predict_transformed(base.model, data.asts, data.device, 1024, dev, want_embedding=True)
+        return cls(base.latency_s(transformed, data.asts), emb,
+                   program_vectors(data.asts, emb, BoostedConfig().first_leaves))
+
+
 class EvalScope:
-    """One set of target test records: CDMPP inputs, per-store rows for XGB, task labels, program keys."""
+    """One set of target test records: CDMPP inputs, per-store rows for XGB, task labels, program keys,
+    and BASE's outputs on them (``base``, set once BASE is loaded)."""
 
     def __init__(self, data: TrainingData, rows: list, groups: np.ndarray):
         self.data, self.rows, self.groups = data, rows, groups
         self.programs = program_keys(data.asts)
+        self.base: BaseOutputs | None = None
 
 
 def split_within_groups(idx: np.ndarray, groups: np.ndarray, fraction: float, seed: int = 0):
@@ -211,7 +232,8 @@ def split_within_groups(idx: np.ndarray, groups: np.ndarray, fraction: float, se
     return np.sort(np.asarray(keep, dtype=int)), np.sort(np.asarray(test, dtype=int))
 
 
-def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool: TrainingData, pool_rows: list,
+def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool: TrainingData,
+           pool_base: BaseOutputs, pool_rows: list,
            source: TrainingData):
     """(predict(scope) -> latencies, extra facts) of one predictor built from the pool records ``idx``."""
     if method.startswith("finetune"):
@@ -222,17 +244,13 @@ def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool
         return (lambda sc: ck.predict_latency_s(sc.data.asts, sc.data.device, device=args.device),
                 {"n_tasks_selected": len(np.unique(pool.groups[idx])), "best_epoch": res.history.get("best_epoch")})
     if method == "calibrate":
-        chosen = pool.subset(idx)
-        predicted = base.predict_latency_s(chosen.asts, chosen.device, device=args.device)
-        scale = float(np.exp(np.median(np.log(chosen.latencies) - np.log(np.maximum(predicted, 1e-12)))))
-        return (lambda sc: scale * base.predict_latency_s(sc.data.asts, sc.data.device, device=args.device)), \
-            {"scale": scale}
+        predicted = np.maximum(pool_base.latency[idx], LOWEST_LATENCY_S)
+        scale = float(np.exp(np.median(np.log(pool.latencies[idx]) - np.log(predicted))))
+        return (lambda sc: scale * sc.base.latency), {"scale": scale}
     if method == "residual-trees":
-        chosen = pool.subset(idx)
         booster = TaskBooster(BoostedConfig(nthread=args.threads or os.cpu_count() or 1), seed)
-        x, log_base = _residual_inputs(base, chosen, args.device)
-        booster.fit(x, np.log(chosen.latencies), log_base)
-        return (lambda sc: np.exp(booster.predict(*_residual_inputs(base, sc.data, args.device)))), {}
+        booster.fit(pool_base.vectors[idx], np.log(pool.latencies[idx]), _log_latency(pool_base)[idx])
+        return (lambda sc: np.exp(booster.predict(sc.base.vectors, _log_latency(sc.base)))), {}
     if method == "scratch":
         _, base_cfg = load_train_config(args.base_config)
         cfg = _replace(base_cfg, epochs=args.scratch_epochs, seed=seed, device=args.device, progress=False,
@@ -247,12 +265,9 @@ def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool
     return (lambda sc: xgb.predict(sc.rows)), {"rounds": xgb.history.get("rounds")}
 
 
-def _residual_inputs(base: Checkpoint, data: TrainingData, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """(program vectors, BASE's ln latency) of ``data``: the inputs of ``TaskBooster.fit`` / ``predict``."""
-    dev = default_torch_device(device)
-    transformed, emb = predict_transformed(base.model, data.asts, data.device, 1024, dev, want_embedding=True)
-    latency = base.latency_s(transformed, data.asts)
-    return program_vectors(data.asts, emb, BoostedConfig().first_leaves), np.log(np.maximum(latency, 1e-12))
+def _log_latency(outputs: BaseOutputs) -> np.ndarray:
+    """BASE's ln latency: the boosted trees' base margin."""
+    return np.log(np.maximum(outputs.latency, LOWEST_LATENCY_S))
 
 
 def _base_checkpoint(args, source: TrainingData, out_dir: Path) -> Checkpoint:

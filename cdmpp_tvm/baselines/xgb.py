@@ -83,7 +83,7 @@ class XGBBaseline:
         self.early_stopping_rounds = early_stopping_rounds
         self.val_fraction = val_fraction
         self.n_threads = n_threads
-        self._nthread_set = None  # (booster id, n_threads) that predict last applied to the booster
+        self._nthread_set = (None, None)  # (booster, n_threads) that predict last applied nthread to
         self.seed = seed  # of the validation split; the trees use MetaSchedule's seed 43
         self.params = {**METASCHEDULE_PARAMS, **(params or {})}
         self.booster: xgb.Booster | None = None
@@ -131,9 +131,10 @@ class XGBBaseline:
         programs = check_programs(X, self.n_features_in_, who="XGBBaseline.predict")
         data = _PackedPrograms(programs)
         # A loaded model predicts on xgboost's default (all cores) otherwise; set once per booster and thread count.
-        if self.n_threads is not None and self._nthread_set != (id(self.booster), self.n_threads):
+        applied_to, applied = self._nthread_set
+        if self.n_threads is not None and (applied_to is not self.booster or applied != self.n_threads):
             self.booster.set_param({"nthread": self.n_threads})
-            self._nthread_set = (id(self.booster), self.n_threads)
+            self._nthread_set = (self.booster, self.n_threads)
         scores = self.booster.predict(data.dmatrix)
         if self.row_score_range is not None:
             low, high = self.row_score_range

@@ -112,14 +112,15 @@ def dataset_totals(roots: list[str | Path]) -> dict:
         for d in find_databases([root]):
             hashes = workload_hashes(d)
             entry["hashes"] |= hashes
+            valid = Counter()  # device -> valid records of this database
             for _, rec in database_lines(d / RECORD_FILE):
-                if latency_of(rec[1]) is None:
-                    continue
-                target = rec[2] if isinstance(rec[2], dict) else {}
-                device = str(target.get("mcpu") or target.get("kind") or "unknown")
+                if latency_of(rec[1]) is not None:
+                    target = rec[2] if isinstance(rec[2], dict) else {}
+                    valid[str(target.get("mcpu") or target.get("kind") or "unknown")] += 1
+            for device, n in valid.items():
                 entry["devices"].add(device)
-                entry["valid"] += 1
-                per_device[device]["valid"] += 1
+                entry["valid"] += n
+                per_device[device]["valid"] += n
                 per_device[device]["hashes"] |= hashes
         all_hashes |= entry["hashes"]
         per_root[str(root)] = {"devices": sorted(entry["devices"]), "tasks": len(entry["hashes"]),
