@@ -69,6 +69,7 @@ from cdmpp_tvm.evaluation import (  # noqa: E402
     compute_metrics,
     format_number,
     format_percent,
+    median_log_ratio,
     program_keys,
     task_labels,
 )
@@ -245,7 +246,7 @@ def _adapt(method: str, idx: np.ndarray, seed: int, args, base: Checkpoint, pool
                 {"n_tasks_selected": len(np.unique(pool.groups[idx])), "best_epoch": res.history.get("best_epoch")})
     if method == "calibrate":
         predicted = np.maximum(pool_base.latency[idx], LOWEST_LATENCY_S)
-        scale = float(np.exp(np.median(np.log(pool.latencies[idx]) - np.log(predicted))))
+        scale = float(np.exp(median_log_ratio(pool.latencies[idx], predicted)))
         return (lambda sc: scale * sc.base.latency), {"scale": scale}
     if method == "residual-trees":
         booster = TaskBooster(BoostedConfig(nthread=args.threads or os.cpu_count() or 1), seed)

@@ -68,6 +68,26 @@ def compute_metrics(pred_s, true_s, groups, programs=None) -> dict:
     return {"overall": overall, "per_task": per_task}
 
 
+def log_ratios(measured, predicted) -> np.ndarray:
+    """ln(measured / predicted) elementwise (float64); NaN where either is missing (None), <= 0 or not finite."""
+    t = np.array([np.nan if v is None else v for v in measured], dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"log_ratios: {t.shape} measured but {p.shape} predicted latencies")
+    ok = np.isfinite(t) & np.isfinite(p) & (t > 0) & (p > 0)
+    out = np.full(t.shape, np.nan)
+    out[ok] = np.log(t[ok] / p[ok])
+    return out
+
+
+def median_log_ratio(measured, predicted) -> float:
+    """Median of the defined ``log_ratios``: the ln of the one factor that puts the predictions on the measured
+    scale (a median, so one outlier cannot move it; a factor, so no ranking changes). 0.0 when none is defined."""
+    r = log_ratios(measured, predicted)
+    r = r[np.isfinite(r)]
+    return float(np.median(r)) if r.size else 0.0
+
+
 def program_keys(asts) -> np.ndarray:
     """(N,) identity of each program as the features see it (a digest of its leaves): records of one
     program measured several times share a key."""

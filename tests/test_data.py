@@ -1,8 +1,13 @@
 """Data collection and reading: real measurements with tiny budgets."""
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
+import psutil
 import pytest
 from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
 
@@ -307,3 +312,34 @@ def test_collect_skips_measured_and_single_program_tasks(collected, host_target,
     from cdmpp_tvm.data.data_card import data_card_markdown
     assert "Skipped, not measured (last run): 2 task(s) measured_elsewhere, 1 task(s) single_program." \
         in data_card_markdown(manifest)
+
+
+def test_sigterm_during_a_measurement_exits_143_and_kills_the_worker_processes():
+    """collect runs its builder/runner inside reap_workers_on_sigterm: a stopped run must not leave a popen
+    worker behind (one kept a core busy after an earlier stopped collect)."""
+    script = textwrap.dedent("""
+        import os, signal, subprocess, sys, time
+        from cdmpp_tvm.data.measure import reap_workers_on_sigterm
+        with reap_workers_on_sigterm("test"):
+            worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            print(worker.pid, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)
+        print("not reached", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert "not reached" not in done.stdout
+    assert "SIGTERM received" in done.stderr
+    pid = int(done.stdout.split()[0])
+    deadline = time.time() + 10
+    while not _gone(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _gone(pid), f"worker {pid} still running after its collect was stopped"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -11,6 +11,8 @@ import pytest
 from cdmpp_tvm.evaluation import (
     compute_metrics,
     format_metrics_table,
+    log_ratios,
+    median_log_ratio,
     task_labels,
     topk_score,
 )
@@ -156,6 +158,19 @@ def test_format_metrics_table_names_units_and_tasks():
     assert "RMSE (ms)" in text and "MAPE 11.1%" in text
     rows = {line.split()[0]: line for line in text.splitlines()[2:]}
     assert set(rows) >= {"conv", "dense"} and "n/a" in rows["dense"]  # one record: no ranking
+
+
+def test_median_log_ratio_is_the_robust_scale_and_skips_undefined_pairs():
+    measured = [2.0, 4.0, None, 1.0, 3.0, 0.0]
+    predicted = [1.0, 1.0, 1.0, 1.0, float("nan"), 1.0]
+    r = log_ratios(measured, predicted)
+    assert np.allclose(r[[0, 1, 3]], np.log([2.0, 4.0, 1.0])) and np.isnan(r[[2, 4, 5]]).all()
+    assert median_log_ratio(measured, predicted) == pytest.approx(math.log(2.0))
+    # one wild outlier does not move it; no defined pair gives the neutral 0
+    assert median_log_ratio([2.0, 2.0, 2.0, 1e6], [1.0] * 4) == pytest.approx(math.log(2.0))
+    assert median_log_ratio([None], [1.0]) == 0.0
+    with pytest.raises(ValueError, match=r"\(2,\) measured"):
+        log_ratios([1.0, 2.0], [1.0])
 
 
 def test_task_labels_are_names_kept_unique():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..evaluation import log_ratios
 from ..features import CompactAST
 from ..model import CDMPPNet
 from ..model.inference import to_tensors
@@ -140,17 +141,17 @@ class LatencyCalibration:
         self.residuals: dict[str, dict[str, list[float]]] = {"online": {}, "anchor": {}}
 
     def add_anchor(self, batch: list[Item], anchor: np.ndarray) -> None:
-        for (_, lat, task), p in zip(batch, anchor):
-            if lat is not None and p > 0 and np.isfinite(p):
+        for (_, _, task), r in zip(batch, log_ratios([lat for _, lat, _ in batch], anchor)):
+            if np.isfinite(r):
                 res = self.residuals["anchor"].setdefault(task, [])
-                res.append(float(np.log(lat / p)))
+                res.append(float(r))
                 del res[: max(0, len(res) - self.window)]
 
     def set_online(self, tasks: list[str], measured: list[float], predicted: np.ndarray) -> None:
         residuals: dict[str, list[float]] = {}
-        for task, lat, p in zip(tasks, measured, predicted):
-            if p > 0 and np.isfinite(p):
-                residuals.setdefault(task, []).append(float(np.log(lat / p)))
+        for task, r in zip(tasks, log_ratios(measured, predicted)):
+            if np.isfinite(r):
+                residuals.setdefault(task, []).append(float(r))
         self.residuals["online"] = residuals
 
     def factor(self, name: str, task: str) -> float:

@@ -49,7 +49,7 @@ from ..workloads import Task
 from .database_files import repair_torn_database
 from .layout import RECORD_FILE, TASK_FILE, count_lines, database_lines, task_dir_name, trace_key
 from .manifest import finish_run, open_manifest, record_task
-from .measure import CollectConfig, RPCSettings, collect_builder, collect_runner
+from .measure import CollectConfig, RPCSettings, collect_builder, collect_runner, reap_workers_on_sigterm
 from .reader import find_databases, latency_of, workload_hashes
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,8 @@ def collect(tasks: list[Task], target: tvm.target.Target, out_dir: str | os.Path
     todo = [t for t in interleave_by_source(tasks) if manifest["tasks"].get(task_dir_name(t), {}).get("status") != "done"]
     todo = _without_skipped(todo, target, out, manifest, skip_workloads, skip_single_program)
     write_json_atomic(manifest_path, manifest)
-    with tqdm(total=per_task * len(todo), desc="measured", unit="trial", disable=not progress) as bar:
+    with reap_workers_on_sigterm("collect"), \
+            tqdm(total=per_task * len(todo), desc="measured", unit="trial", disable=not progress) as bar:
         for task in todo:
             state = _collect_task(task, target, out, cfg, builder, runner, bar)
             record_task(manifest_path, manifest, task_dir_name(task), state)

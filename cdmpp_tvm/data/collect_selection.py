@@ -19,7 +19,8 @@ from ..errors import UserError
 from .database_files import repair_torn_database
 from .layout import RECORD_FILE, TASK_FILE, WORKLOAD_FILE, count_lines, database_lines, trace_key
 from .manifest import finish_run, open_manifest, record_task
-from .measure import CollectConfig, RPCSettings, collect_builder, collect_runner, measure_candidates
+from .measure import (CollectConfig, RPCSettings, collect_builder, collect_runner, measure_candidates,
+                      reap_workers_on_sigterm)
 from .selection_files import read_selection
 
 
@@ -59,7 +60,8 @@ def collect_from_selection(selection_dir: str | os.PathLike, target: tvm.target.
                              "checkpoint": selection.get("checkpoint"), "selected_target": selection["target"]}
     builder, runner = collect_builder(cfg), collect_runner(cfg, rpc)
     total = sum(len(recs) for _, _, _, recs in plan)
-    with tqdm(total=total, desc="measured", unit="program", disable=not progress) as bar:
+    with reap_workers_on_sigterm("collect --from-selection"), \
+            tqdm(total=total, desc="measured", unit="program", disable=not progress) as bar:
         for name, entry, workload, records in plan:
             state = _measure_selected_task(name, entry, workload, records, target, out, cfg, builder, runner, bar)
             record_task(manifest_path, manifest, name, state)

@@ -2,9 +2,14 @@
 ``measure_candidates`` (build + run a list of MeasureCandidates the way MetaSchedule's task scheduler does)."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import threading
 from dataclasses import dataclass
 
+import psutil
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.utils import remove_build_dir
 
@@ -63,6 +68,34 @@ def collect_runner(cfg: CollectConfig, rpc: RPCSettings | None):
         rpc_config=ms.runner.RPCConfig(tracker_host=rpc.tracker_host, tracker_port=rpc.tracker_port,
                                        tracker_key=rpc.key, session_timeout_sec=rpc.session_timeout_s),
         evaluator_config=cfg.evaluator(), max_workers=1)
+
+
+@contextlib.contextmanager
+def reap_workers_on_sigterm(what: str):
+    """Within it, SIGTERM stops the measurement like Ctrl-C (SystemExit 143 raised where the process is, so
+    each ``finally`` runs and nothing committed is lost), and on the way out, however it ends, the processes
+    started inside it (the builder's and runner's popen workers) are killed. Python's default SIGTERM exits
+    at once and leaves those workers running as orphans (one kept a core busy after a stopped ``collect``).
+    Only the main thread can take signals: elsewhere only the reaping applies."""
+    def on_sigterm(signum, frame):
+        logger.warning("%s: SIGTERM received; stopping (measured batches are kept, a rerun resumes)", what)
+        raise SystemExit(128 + signum)
+
+    me = psutil.Process(os.getpid())
+    before = {p.pid for p in me.children(recursive=True)}
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
+    try:
+        yield
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        started_here = [p for p in me.children(recursive=True) if p.pid not in before]
+        for child in started_here:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        if started_here:
+            logger.info("%s: stopped %d builder/runner worker process(es)", what, len(started_here))
 
 
 def runner_device_type(target) -> str:

@@ -22,6 +22,7 @@ import torch
 
 from ..baselines.xgb import XGBBaseline
 from ..data.dataset import TrainingData
+from ..evaluation import median_log_ratio
 
 LOWEST_LATENCY_S = 1e-12  # floor of both predictions before the log (a label transform may give 0)
 
@@ -70,7 +71,7 @@ class TreeHead:
         if latency_s.shape != (len(asts),) or not len(asts):
             raise ValueError(f"TreeHead.recalibrated: needs one latency per program, got {latency_s.shape} "
                              f"for {len(asts)} programs")
-        shift = float(np.median(np.log(latency_s) - np.log(self.predict_latency_s(asts))))
+        shift = median_log_ratio(latency_s, self.predict_latency_s(asts))
         trees = XGBBaseline.from_bytes(self.trees.to_bytes(), "tree head")
         trees.n_threads = self.trees.n_threads
         trees.intercept += shift
