@@ -88,8 +88,8 @@ def reap_workers_on_sigterm(what: str):
     try:
         yield
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:  # None: the previous handler was not set from Python; restore the default then
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         started_here = [p for p in me.children(recursive=True) if p.pid not in before]
         for child in started_here:
             with contextlib.suppress(psutil.NoSuchProcess):
