@@ -118,3 +118,22 @@ def test_small_real_tuning_run_fits_the_boosted_learner(host_target, tmp_path):
     assert len(cm._learner.programs[next(iter(cm._learner.programs))][0]) == 16  # bounded per task
     assert s["online_steps"] <= 4 * cm.online.max_steps_per_update
     assert sum(s["predictions_by_model"].values()) == s["predict_calls"]
+
+
+def test_score_exponent_sharpens_scores_without_changing_their_order(host_target):
+    """score_exponent k: scores are the plain scores to the k-th power (the search's top-k by rank is the
+    same; its parent sampling goes to the programs predicted fast); k <= 0 is refused."""
+    from cdmpp_tvm.cost_model.stats import stats_line
+
+    task = load_workload("conv2d-small", host_target)[0]
+    cands = sample_candidates(task.mod, host_target, 48, seed=3)
+    ctx = ms.TuneContext(mod=task.mod, target=host_target, task_name=task.name)
+    plain = CDMPPCostModel(online=OnlineConfig(enabled=False)).predict(ctx, cands)
+    sharp_model = CDMPPCostModel(online=OnlineConfig(enabled=False), score_exponent=4.0)
+    sharp = sharp_model.predict(ctx, cands)
+    assert plain.max() == pytest.approx(1.0) and plain.min() < 0.9
+    assert np.allclose(sharp, plain ** 4, rtol=1e-9)
+    assert list(np.argsort(-sharp, kind="stable")) == list(np.argsort(-plain, kind="stable"))
+    assert "48 candidates scored in 1 predict calls" in stats_line(sharp_model.stats())
+    with pytest.raises(ValueError, match="score_exponent"):
+        CDMPPCostModel(score_exponent=0.0)

@@ -158,6 +158,37 @@ def test_cli_bench_search_skips_single_program_tasks(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_dlight_reference_schedules_a_cuda_task_and_compares_it_with_the_runs(bench, tmp_path, capsys):
+    """DLight's GPU rules schedule a CUDA matmul without a GPU (measuring it needs one: issue 19's
+    bench-search --dlight-reference); the comparison is DLight's latency / each run's best within the
+    budget; on a CPU target the flag is one clear error (exit 2) before anything is tuned."""
+    import tvm
+
+    from cdmpp_tvm.bench.dlight_reference import dlight_comparison, dlight_markdown, dlight_schedule
+    from cdmpp_tvm.cli import main
+    from cdmpp_tvm.device import KNOWN_DEVICES
+
+    target = tvm.target.Target(KNOWN_DEVICES["nvidia-h200"].target)
+    rule, mod = dlight_schedule(load_workload("matmul-small", target)[0], target)
+    assert rule == "Matmul" and "threadIdx.x" in mod.script()
+
+    out, tasks, cfg, report = bench
+    best16 = {r["model"]: best_at(r["curve"], 16) for r in report["runs"]}
+    reference = {tasks[0].name: {"rule": "Matmul", "latency_s": 2 * best16["cdmpp"]},
+                 "a task without runs": {"rule": None, "error": "no DLight GPU rule applies"}}
+    comparison = dlight_comparison(reference, report["runs"], cfg.budgets)
+    assert comparison["cdmpp"][16] == pytest.approx(2.0)
+    assert comparison["xgb"][16] == pytest.approx(2 * best16["cdmpp"] / best16["xgb"])
+    text = dlight_markdown(reference, comparison)
+    assert "| cdmpp | " in text and "no DLight GPU rule applies" in text
+
+    argv = ["bench-search", "--workload", "matmul-small", "--models", "random", "--trials", "4", "--seeds", "0",
+            "--out", str(tmp_path / "bench"), "--dlight-reference"]
+    assert main(argv) == 2
+    assert "--dlight-reference needs a CUDA target" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()
+
+
 def test_predict_network_uses_measured_records_and_samples_the_rest(host_target, tmp_path):
     ckpt = load_checkpoint("llvm-cpu")
     sampled = predict_network_latency("dcgan_generator", host_target, ckpt, samples=8)

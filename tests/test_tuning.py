@@ -93,6 +93,25 @@ def test_gpu_inference_matches_cpu(host_target):
     assert np.allclose(cpu, gpu, atol=1e-3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_tune_on_the_gpu_with_the_model_on_the_gpu(tmp_path):
+    """A real CUDA tuning run: programs built for this GPU's arch and measured on it, the model on the GPU
+    (no bundled CUDA checkpoint yet: it starts untrained and learns online, logged)."""
+    import tvm
+
+    major, minor = torch.cuda.get_device_capability(0)
+    target = tvm.target.Target({"kind": "cuda", "arch": f"sm_{major}{minor}", "max_threads_per_block": 1024,
+                                "max_num_threads": 1024, "max_shared_memory_per_block": 49152,
+                                "thread_warp_size": 32, "registers_per_block": 65536})
+    cm = CDMPPCostModel(device="cuda")
+    result = tune(load_workload("matmul-small", target), target, trials=16, work_dir=str(tmp_path), cost_model=cm,
+                  trials_per_iter=8, task_scheduler="round-robin", progress=False, population_size=64)
+    assert result.tasks[0].best_latency_s is not None and result.tasks[0].best_latency_s > 0
+    s = cm.stats()
+    assert s["torch_device"] == "cuda" and s["fallbacks"] == 0
+    assert s["records_seen"] == 16 and s["candidates_scored"] > 0
+
+
 def test_cli_tune_main_job(tmp_path):
     work = tmp_path / "work"
     out = subprocess.run([sys.executable, "-m", "cdmpp_tvm.cli", "tune", "--workload", "matmul-small", "--trials", "8",

@@ -5,7 +5,10 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 
-MODELS = ("cdmpp", "cdmpp-scratch", "xgb", "random")
+MODELS = ("cdmpp", "cdmpp-sharp", "cdmpp-scratch", "xgb", "random")
+# "cdmpp-sharp": cdmpp with this score exponent (CDMPPCostModel.score_exponent: mutation goes to the programs
+# predicted fast; the programs measured, the top-scored by rank, are chosen as with cdmpp).
+SHARP_SCORE_EXPONENT = 4.0
 
 
 @dataclass

@@ -31,7 +31,7 @@ from ..data.layout import RECORD_FILE as RECORD_FILE_NAME, task_dir_name
 from ..data.reader import latency_of, read_database
 from ..tuning import default_runner, tune
 from ..workloads import Task
-from .config import SearchBenchConfig
+from .config import SHARP_SCORE_EXPONENT, SearchBenchConfig
 from .plots import plot_curves
 from .report import summarize, write_report
 
@@ -154,6 +154,8 @@ def _append_line(path: Path, obj: dict) -> None:
 def _make_cost_model(model: str, cfg: SearchBenchConfig, seed: int, clock: _Clock):
     if model == "cdmpp":
         inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed)
+    elif model == "cdmpp-sharp":
+        inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, score_exponent=SHARP_SCORE_EXPONENT)
     elif model == "cdmpp-scratch":
         inner = CDMPPCostModel(checkpoint="scratch", seed=seed)
     elif model == "xgb":

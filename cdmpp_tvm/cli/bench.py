@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..bench import SearchBenchConfig, run_benchmark, summary_markdown
+from ..bench.dlight_reference import dlight_report, measure_dlight_reference
 from ..data.collect import is_single_program
 from ..errors import UserError
 from ..workloads import load_tasks
@@ -22,7 +23,8 @@ def add_arguments(p) -> None:
                      help="operator or network name, or a TVMScript .py file (repeatable)")
     src.add_argument("--suite", help="suite name in configs/workloads or a YAML path")
     p.add_argument("--models", nargs="+", default=["cdmpp", "cdmpp-scratch", "xgb", "random"],
-                   help="cost models to compare: cdmpp cdmpp-scratch xgb random")
+                   help="cost models to compare: cdmpp cdmpp-sharp cdmpp-scratch xgb random (the report compares "
+                        "cdmpp with each of the others)")
     p.add_argument("--trials", type=positive_int, default=256, help="measured trials per task (default 256)")
     p.add_argument("--budgets", type=positive_int, nargs="+", default=[64, 128, 256],
                    help="trials per task at which the summary compares models")
@@ -36,6 +38,10 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-single-program", action="store_true",
                    help="leave out tasks whose design space is one program (reshape, transpose, ...): every model "
                         "measures the same program there, so they only add measurement noise and time")
+    p.add_argument("--dlight-reference", action="store_true",
+                   help="CUDA targets: also measure each task scheduled by TVM's rule-based DLight GPU rules (no "
+                        "search) with the same builder and runner, and compare the models' best with it "
+                        "(dlight_reference.md)")
     p.add_argument("--report-only", action="store_true",
                    help="tune nothing: write the report of the runs already finished in --out (tasks that not "
                         "every model and seed has finished are left out and listed)")
@@ -43,6 +49,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     target = cli_target(args.target)
+    if args.dlight_reference and target.kind.name != "cuda":
+        raise UserError(f"--dlight-reference needs a CUDA target (DLight's GPU rules); --target is {target.kind.name}")
     tasks = load_tasks([args.suite] if args.suite else args.workload, target)
     if args.skip_single_program:
         single = {t.name for t in tasks if is_single_program(t, target)}
@@ -58,6 +66,11 @@ def run(args) -> int:
     runs = len(tasks) * len(cfg.models) * len(cfg.seeds)
     print(f"Search benchmark: {len(tasks)} task(s) x {len(cfg.models)} models x {len(cfg.seeds)} seeds = {runs} runs "
           f"of {cfg.trials} trials on {target} -> {args.out}", flush=True)
+    if args.dlight_reference and not args.report_only:
+        measure_dlight_reference(tasks, target, args.out)  # first: a minute, and kept if the search is stopped
     report = run_benchmark(tasks, target, cfg, args.out, run_missing=not args.report_only)
     print(summary_markdown(report))
+    if args.dlight_reference:
+        text = dlight_report(tasks, args.out, report["runs"], cfg.budgets)
+        print(text or "No DLight reference measured yet (run without --report-only).")
     return 0

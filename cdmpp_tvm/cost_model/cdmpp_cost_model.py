@@ -5,9 +5,11 @@
 
 * ``predict``: compact-AST featurization (cached by structural hash) + batched transformer inference
   (CUDA when available, else CPU), blended with the checkpoint's tree head when it has one
-  (``model/tree_head.py``; the pretrained and online transformers alike). Score = (lowest predicted
-  latency in the call) / (predicted latency), in (0, 1], higher = faster; the search uses scores as
-  sampling weights.
+  (``model/tree_head.py``; the pretrained and online transformers alike). Score = ((lowest predicted
+  latency in the call) / (predicted latency)) ** ``score_exponent``, in (0, 1], higher = faster. MetaSchedule's
+  evolutionary search measures the top-scored programs (by rank) and picks the parents it mutates with
+  probability proportional to the score (0.27: ``PerThreadData::Set`` -> ``MakeMultinomialSampler``), so
+  the exponent sets how much mutation goes to programs predicted fast rather than to the whole population.
 * ``update``: online learning from every measured batch. A run failure is evidence of a bad schedule:
   it is learnt as ``failure_latency_factor`` x the slowest valid latency measured for that task. Each
   call trains for at most ``online.time_budget_s`` seconds.
@@ -24,12 +26,10 @@
 """
 from __future__ import annotations
 
-import atexit
 import copy
 import logging
 import time
 import traceback
-import weakref
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ from ..model.inference import (
 )
 from ..torch_threads import torch_threads
 from .boosted import BoostedConfig, BoostedLearner, program_vectors
+from .stats import fallback_count, log_stats_at_exit, new_counters, stats_line
 from .online import (
     Guard,
     LatencyCalibration,
@@ -84,12 +85,16 @@ class CDMPPCostModel(PyCostModel):
     online : online-learning settings (``OnlineConfig``); ``OnlineConfig(enabled=False)`` freezes the model.
     boosted : the per-task boosted learner's settings (``BoostedConfig``); ``BoostedConfig(enabled=False)``
         leaves the choice to the pretrained and online models.
+    score_exponent : > 0; 1 makes a program predicted twice as slow half as likely a parent, 4 a sixteenth.
     """
 
     def __init__(self, checkpoint: str | None = None, device: str = "auto", batch_size: int = 1024,
                  online: OnlineConfig | None = None, num_threads: int | None = 1, seed: int = 0,
-                 boosted: BoostedConfig | None = None):
+                 boosted: BoostedConfig | None = None, score_exponent: float = 1.0):
         super().__init__()
+        if not score_exponent > 0:
+            raise ValueError(f"CDMPPCostModel: score_exponent must be > 0, got {score_exponent!r}")
+        self.score_exponent = float(score_exponent)
         self.checkpoint_spec = checkpoint
         self.torch_device = default_torch_device(device)
         self.batch_size = batch_size
@@ -114,12 +119,8 @@ class CDMPPCostModel(PyCostModel):
         self._new_device: dict[str, bool] = {}  # target string -> not a device the checkpoint was trained on
         self._oom = OOMSplitCounter()
         self._fresh_errors: list[dict] = []  # per update: error on the batch before training on it
-        self._stats = {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
-                       "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0,
-                       "update_seconds": 0.0, "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0,
-                       "online_nonfinite_losses": 0,
-                       "predictions_by_model": {"anchor": 0, "online": 0, "boosted": 0}}
-        _LIVE_MODELS.add(self)
+        self._stats = new_counters()
+        log_stats_at_exit(self)
         if checkpoint is not None:
             self._load(checkpoint)
 
@@ -191,27 +192,15 @@ class CDMPPCostModel(PyCostModel):
                  boosted_tasks=len(self._learner.boosters), featurize_seconds=self.featurizer.seconds, cache_hits=self.featurizer.hits,
                  native_featurizer=native["loaded"], python_featurizer_programs=native["fallback_calls"],
                  cache_misses=self.featurizer.misses, cache_hit_rate=self.featurizer.hit_rate,
-                 oom_batch_splits=self._oom.splits, fallbacks=self._fallbacks(),
+                 oom_batch_splits=self._oom.splits, fallbacks=fallback_count(self._stats),
                  guard_uses_anchor=self._anchor is not None and self._guard.prefers_anchor(), checkpoint=self._ckpt.path if self._ckpt else None,
                  torch_device=str(self.torch_device), new_device=any(self._new_device.values()),
                  calibrated_tasks=len(self._calibration.tasks()),
                  fresh_batch_errors=list(self._fresh_errors))
         return s
 
-    def _fallbacks(self) -> int:
-        """Every counted fallback: failed predict and update calls, skipped non-finite online steps."""
-        s = self._stats
-        return s["predict_fallbacks"] + s["update_fallbacks"] + s["online_nonfinite_losses"]
-
     def log_stats(self, level: int = logging.INFO) -> None:
-        s = self.stats()
-        logger.log(level, "CDMPPCostModel: %d candidates scored in %d predict calls (featurize %.1f s, inference "
-                   "%.1f s, %s featurizer, cache hit rate %.1f%%), %d updates (%d records, %d failed runs, "
-                   "%d online steps, %d boosted fits on %d tasks, %.1f s), fallbacks %d, predictions by model %s, "
-                   "device %s", s["candidates_scored"], s["predict_calls"], s["featurize_seconds"], s["inference_seconds"],
-                   "compiled" if s["native_featurizer"] else "Python", 100 * s["cache_hit_rate"], s["update_calls"],
-                   s["records_seen"], s["failed_runs_seen"], s["online_steps"], s["boosted_fits"], s["boosted_tasks"],
-                   s["update_seconds"], s["fallbacks"], s["predictions_by_model"], s["torch_device"])
+        logger.log(level, stats_line(self.stats()))
 
     # ---------------------------------------------------------------------------------------------
     def _load(self, spec: str) -> None:
@@ -328,7 +317,7 @@ class CDMPPCostModel(PyCostModel):
         self._stats["candidates_scored"] += len(candidates)
         self._stats["predictions_by_model"][name] += 1
         lat = np.maximum(lat, 1e-12)
-        return lat.min() / lat
+        return (lat.min() / lat) ** self.score_exponent
 
     # ---------------------------------------------------------------------------------------------
     def _update(self, context, candidates, results) -> None:
@@ -399,7 +388,7 @@ class CDMPPCostModel(PyCostModel):
         if bad_loss is not None:
             self._stats["online_nonfinite_losses"] += 1
             logger.warning("CDMPPCostModel.update: non-finite online loss (%s); step skipped (fallback #%d)",
-                           bad_loss, self._fallbacks())
+                           bad_loss, fallback_count(self._stats))
 
 
 def _task_name(context) -> str:
@@ -407,14 +396,3 @@ def _task_name(context) -> str:
         return str(context.task_name)
     except Exception:  # noqa: BLE001
         return "?"
-
-
-# The tuner never tells a cost model that tuning has ended, so log each model's statistics at exit.
-_LIVE_MODELS: "weakref.WeakSet[CDMPPCostModel]" = weakref.WeakSet()
-
-
-@atexit.register
-def _log_stats_at_exit() -> None:
-    for model in list(_LIVE_MODELS):
-        if model._stats["predict_calls"] or model._stats["update_calls"]:
-            model.log_stats()

@@ -1,7 +1,9 @@
 """Batched inference: the one place where programs go through the network.
 
 On a CUDA out-of-memory error the batch is split in half and retried (down to one program), so a large
-search round never aborts because the GPU is shared or small.
+search round never aborts because the GPU is shared or small. ``autocast``: run the network under
+``torch.autocast`` in that dtype (bf16 on a GPU: faster, slightly different predictions; measured by
+``benchmarks/predict_throughput.py --device cuda``); None runs it in fp32.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ class OOMSplitCounter:
 @torch.no_grad()
 def predict_transformed(model: CDMPPNet, asts: list[CompactAST], device_vec: np.ndarray | None,
                         batch_size: int, torch_device: torch.device, want_embedding: bool = False,
-                        oom: OOMSplitCounter | None = None):
+                        oom: OOMSplitCounter | None = None, autocast: torch.dtype | None = None):
     """-> predictions in the label-transform space, (N,) float64 [and embeddings (N, embed_dim)].
     ``device_vec``: None, one descriptor (D,) for all programs, or one per program (N, D)."""
     model.eval()
@@ -56,7 +58,8 @@ def predict_transformed(model: CDMPPNet, asts: list[CompactAST], device_vec: np.
         chunk = stack.pop()
         try:
             dv = device_vec[chunk] if per_program else device_vec
-            out, z = model(*to_tensors([asts[i] for i in chunk], dv, torch_device))
+            with torch.autocast(torch_device.type, dtype=autocast, enabled=autocast is not None):
+                out, z = model(*to_tensors([asts[i] for i in chunk], dv, torch_device))
         except torch.cuda.OutOfMemoryError:
             if len(chunk) == 1:
                 raise
