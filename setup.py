@@ -22,6 +22,7 @@ setup(
         "pyyaml",
         "xgboost",
         "scikit-learn",
+        "scipy",  # benchmarks/search_overview.py: bootstrap intervals (scikit-learn needs it too)
         "psutil",
         "cloudpickle",
         "tornado",

@@ -5,7 +5,9 @@ network, over its tunable tasks (every run measured the full budget): the geomet
 cdmpp's best latency over each baseline at each budget, over all seeds and per seed; the trials per task
 cdmpp needs to reach xgb's weighted latency at xgb's full budget; and each model's cost-model share of
 tuning wall time; and xgb's headroom (how far its best is from the best program any run found, which
-bounds any model's speedup over it). Each directory is a row, named after it without the ``<name>-``
+bounds any model's speedup over it). Each speedup comes with a 95 % bootstrap interval over the network's
+(task, seed) pairs (``scipy.stats.bootstrap``, percentile method, fixed random state): with 2 seeds and 5-7
+tasks it says how far a target such as 1.25x is from being decided by the data. Each directory is a row, named after it without the ``<name>-``
 prefix. Nothing is tuned here.
 
     python benchmarks/search_overview.py benchmarks/results/search-unseen-kws_dscnn \\
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from scipy import stats
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,8 +33,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdmpp_tvm.atomic_io import write_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
+from cdmpp_tvm.bench import MODELS  # noqa: E402
 from cdmpp_tvm.bench.report import benchmark_command, best_at, geomean  # noqa: E402
 from cdmpp_tvm.errors import UserError  # noqa: E402
+
+
+def bootstrap_geomean_interval(ratios: list[float | None], confidence: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap interval of the geometric mean of ``ratios`` (Nones dropped), resampling the
+    ratios themselves (here: one per task and seed, taken as independent); None with fewer than 2."""
+    logs = np.log([r for r in ratios if r is not None and r > 0])
+    if len(logs) < 2:
+        return None
+    if np.ptp(logs) == 0:  # every pair agrees: the interval is that point (bootstrap would return NaN)
+        return [float(np.exp(logs[0]))] * 2
+    res = stats.bootstrap((logs,), np.mean, confidence_level=confidence, method="percentile",
+                          n_resamples=10_000, random_state=0)
+    return [float(np.exp(res.confidence_interval.low)), float(np.exp(res.confidence_interval.high))]
 
 
 def network_overview(report: dict, label: str) -> dict:
@@ -52,6 +69,12 @@ def network_overview(report: dict, label: str) -> dict:
                                      for s in cfg["seeds"]]
                               for base in bases}
                 for budget in cfg["budgets"]}
+    pairs = {str(budget): {base: [b / c if (b := best(base, t, s, budget)) and (c := best("cdmpp", t, s, budget))
+                                  else None for t in tunable for s in cfg["seeds"]]
+                           for base in bases}
+             for budget in cfg["budgets"]}
+    interval = {b: {base: bootstrap_geomean_interval(ratios) for base, ratios in by_base.items()}
+                for b, by_base in pairs.items()}
     # Headroom: how far xgb's best within each budget is from the best program any run of any model found for
     # the task (geomean over tunable tasks and seeds). No model can beat xgb by more than this with the
     # programs this benchmark found, so it bounds what a speedup target at that budget can ask.
@@ -64,7 +87,7 @@ def network_overview(report: dict, label: str) -> dict:
             "models": cfg["models"], "budgets": cfg["budgets"], "trials": cfg["trials"],
             "checkpoint": cfg["checkpoint"], "target": report["target"],
             "missing_tasks": report.get("missing_tasks", []),
-            "speedup": summary["tunable"]["speedup"], "speedup_per_seed": per_seed,
+            "speedup": summary["tunable"]["speedup"], "speedup_per_seed": per_seed, "speedup_ci95": interval,
             # The user's view: the network's weighted latency (sum of weight x best over tunable tasks, geomean
             # over seeds) of each baseline over cdmpp's; small tasks count by their time, not one vote each.
             "network_speedup": {b: {base: lat[base] / lat["cdmpp"] if lat.get(base) and lat.get("cdmpp") else None
@@ -76,13 +99,15 @@ def network_overview(report: dict, label: str) -> dict:
 
 
 def overview_markdown(rows: list[dict], command: str) -> str:
-    bases = sorted({b for r in rows for b in r["models"] if b != "cdmpp"}, key=["xgb", "random", "cdmpp-scratch"].index)
+    # xgb (the issue's baseline) first, then random, then cdmpp's variants in the benchmark's order.
+    bases = sorted({b for r in rows for b in r["models"] if b != "cdmpp"},
+                   key=lambda m: (m != "xgb", m != "random", MODELS.index(m)))
     budgets = sorted({b for r in rows for b in r["budgets"]})
     x = lambda v: "n/a" if v is None else f"{v:.3f}x"  # noqa: E731
     lines = ["# Search benchmark overview", "", f"`{command}`", "",
              "Per network, over its tunable tasks (every run measured the full budget), geometric mean over tasks "
              "and seeds of (baseline's best latency / cdmpp's best latency) within the budget; in brackets the "
-             "same per seed.", ""]
+             "same per seed; then its 95 % bootstrap interval over the (task, seed) pairs.", ""]
     for base in bases:
         lines += [f"## cdmpp vs {base}", "", "| network | tunable tasks | seeds | "
                   + " | ".join(f"{b} trials" for b in budgets) + " |", "|---|---|---|" + "---|" * len(budgets)]
@@ -95,7 +120,9 @@ def overview_markdown(rows: list[dict], command: str) -> str:
                     cells.append("not run")
                     continue
                 seeds = ", ".join(x(v) for v in r["speedup_per_seed"][str(b)][base])
-                cells.append(f"{x(r['speedup'][str(b)][base])} ({seeds})")
+                ci = (r.get("speedup_ci95") or {}).get(str(b), {}).get(base)
+                ci_text = f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
+                cells.append(f"{x(r['speedup'][str(b)][base])} ({seeds}){ci_text}")
             lines.append(f"| {r['network']} | {r['n_tunable']} of {r['n_tasks']} | {len(r['seeds'])} | "
                          + " | ".join(cells) + " |")
         lines.append("")

@@ -1,4 +1,5 @@
 """Search benchmark harness and network latency prediction, with real tuning on tiny budgets."""
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -115,6 +116,21 @@ def test_search_overview_tabulates_networks_and_bounds_the_speedup_by_the_headro
     run = subprocess.run([sys.executable, str(script), str(bad), "--name", "t", "--out-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "results.json" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_search_overview_bootstrap_interval_holds_the_geomean_and_widens_with_the_spread():
+    spec = importlib.util.spec_from_file_location("search_overview", REPO / "benchmarks" / "search_overview.py")
+    overview = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(overview)
+    narrow = [1.2, 1.25, 1.3, 1.22, 1.28, None]
+    wide = [0.8, 1.9, 1.0, 1.6, 1.1, 1.5]
+    lo, hi = overview.bootstrap_geomean_interval(narrow)
+    assert lo < float(np.exp(np.mean(np.log(narrow[:-1])))) < hi
+    assert 1.2 <= lo and hi <= 1.3
+    wide_lo, wide_hi = overview.bootstrap_geomean_interval(wide)
+    assert wide_hi - wide_lo > hi - lo
+    assert overview.bootstrap_geomean_interval([1.4, None]) is None
+    assert overview.bootstrap_geomean_interval([1.1, 1.1]) == [pytest.approx(1.1)] * 2
 
 
 def test_search_plots_of_tasks_with_a_long_common_prefix_do_not_overwrite_each_other(tmp_path):
