@@ -7,8 +7,8 @@ cdmpp needs to reach xgb's weighted latency at xgb's full budget; and each model
 tuning wall time; and xgb's headroom (how far its best is from the best program any run found, which
 bounds any model's speedup over it). Each speedup comes with a 95 % bootstrap interval over the network's
 (task, seed) pairs (``scipy.stats.bootstrap``, percentile method, fixed random state): with 2 seeds and 5-7
-tasks it says how far a target such as 1.25x is from being decided by the data. Each directory is a row, named after it without the ``<name>-``
-prefix. Nothing is tuned here.
+tasks it says how far a target such as 1.25x is from being decided by the data. Each directory is a row,
+named after it without the ``<name>-`` prefix. Nothing is tuned here.
 
     python benchmarks/search_overview.py benchmarks/results/search-unseen-kws_dscnn \\
         benchmarks/results/search-unseen-dcgan_generator benchmarks/results/search-unseen-gpt2_block_seq64 \\
@@ -63,18 +63,19 @@ def network_overview(report: dict, label: str) -> dict:
         run = by.get((model, task, seed))
         return best_at(run["curve"], budget) if run else None
 
-    # geomean drops the None ratios of runs that are missing or found nothing valid within the budget.
-    per_seed = {str(budget): {base: [geomean([b / c if (b := best(base, t, s, budget)) and (c := best("cdmpp", t, s, budget))
-                                              else None for t in tunable])
-                                     for s in cfg["seeds"]]
-                              for base in bases}
-                for budget in cfg["budgets"]}
-    pairs = {str(budget): {base: [b / c if (b := best(base, t, s, budget)) and (c := best("cdmpp", t, s, budget))
-                                  else None for t in tunable for s in cfg["seeds"]]
-                           for base in bases}
-             for budget in cfg["budgets"]}
-    interval = {b: {base: bootstrap_geomean_interval(ratios) for base, ratios in by_base.items()}
-                for b, by_base in pairs.items()}
+    # Per budget, baseline and seed: (baseline best / cdmpp best) on each tunable task, None where a run is
+    # missing or found nothing valid within the budget (geomean and the bootstrap drop those).
+    ratios = {str(budget): {base: [[b / c if (b := best(base, t, s, budget)) and (c := best("cdmpp", t, s, budget))
+                                    else None for t in tunable]
+                                   for s in cfg["seeds"]]
+                            for base in bases}
+              for budget in cfg["budgets"]}
+    per_seed = {b: {base: [geomean(seed_ratios) for seed_ratios in by_seed] for base, by_seed in by_base.items()}
+                for b, by_base in ratios.items()}
+    # The bootstrap's fixed random state draws indices, so the pairs keep one order: task by task, seeds within.
+    interval = {b: {base: bootstrap_geomean_interval([r for task_ratios in zip(*by_seed) for r in task_ratios])
+                    for base, by_seed in by_base.items()}
+                for b, by_base in ratios.items()}
     # Headroom: how far xgb's best within each budget is from the best program any run of any model found for
     # the task (geomean over tunable tasks and seeds). No model can beat xgb by more than this with the
     # programs this benchmark found, so it bounds what a speedup target at that budget can ask.
@@ -120,7 +121,7 @@ def overview_markdown(rows: list[dict], command: str) -> str:
                     cells.append("not run")
                     continue
                 seeds = ", ".join(x(v) for v in r["speedup_per_seed"][str(b)][base])
-                ci = (r.get("speedup_ci95") or {}).get(str(b), {}).get(base)
+                ci = r["speedup_ci95"][str(b)][base]
                 ci_text = f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
                 cells.append(f"{x(r['speedup'][str(b)][base])} ({seeds}){ci_text}")
             lines.append(f"| {r['network']} | {r['n_tunable']} of {r['n_tasks']} | {len(r['seeds'])} | "

@@ -1,4 +1,6 @@
+import importlib.util
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +9,17 @@ from cdmpp_tvm.workloads import load_suite
 from tvm_patches.host_target import host_target as _host_target
 from tvm_patches.quiet_logging import quiet_metaschedule_logging
 from tvm_patches.tensor_intrin import register_tensor_intrinsics
+
+
+@pytest.fixture(scope="session")
+def load_benchmark_script():
+    """``load(name)`` imports ``benchmarks/<name>.py`` (scripts, not a package) as a module."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

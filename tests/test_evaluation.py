@@ -499,14 +499,9 @@ def test_kfold_benchmark_scores_each_fold_resumes_and_keeps_the_final_test_apart
     assert changed.stderr.count("\n") == 1
 
 
-def test_kfold_compare_pairs_folds_and_counts_where_the_new_recipe_is_better(tmp_path, capsys):
+def test_kfold_compare_pairs_folds_and_counts_where_the_new_recipe_is_better(tmp_path, capsys, load_benchmark_script):
     """benchmarks/kfold_compare.py on fold results written as kfold.py writes them."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "kfold_compare.py"
-    spec = importlib.util.spec_from_file_location("kfold_compare", script)
-    kfold_compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kfold_compare)
+    kfold_compare = load_benchmark_script("kfold_compare")
 
     def write_fold(run, fold, cdmpp, digest="d1"):
         overall = lambda **kw: {"mape": 0.5, "spearman": 0.5, "kendall": 0.4, "top1": 0.6, "top5": 0.8,

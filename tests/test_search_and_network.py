@@ -1,5 +1,4 @@
 """Search benchmark harness and network latency prediction, with real tuning on tiny budgets."""
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -118,10 +117,8 @@ def test_search_overview_tabulates_networks_and_bounds_the_speedup_by_the_headro
     assert run.returncode == 2 and "results.json" in run.stderr and run.stderr.count("\n") == 1
 
 
-def test_search_overview_bootstrap_interval_holds_the_geomean_and_widens_with_the_spread():
-    spec = importlib.util.spec_from_file_location("search_overview", REPO / "benchmarks" / "search_overview.py")
-    overview = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(overview)
+def test_search_overview_bootstrap_interval_holds_the_geomean_and_widens_with_the_spread(load_benchmark_script):
+    overview = load_benchmark_script("search_overview")
     narrow = [1.2, 1.25, 1.3, 1.22, 1.28, None]
     wide = [0.8, 1.9, 1.0, 1.6, 1.1, 1.5]
     lo, hi = overview.bootstrap_geomean_interval(narrow)
