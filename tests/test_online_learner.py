@@ -7,7 +7,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from cdmpp_tvm import CDMPPCostModel, OnlineConfig
 from cdmpp_tvm.cost_model.boosted import BoostedConfig, BoostedLearner, TaskBooster, program_vectors
-from cdmpp_tvm.cost_model.online import Guard
+from cdmpp_tvm.cost_model.online import Guard, ResidualSpread
 from cdmpp_tvm.features import FEATURE_DIM, CompactASTFeaturizer
 from cdmpp_tvm.tuning import tune
 from cdmpp_tvm.workloads import load_workload
@@ -137,3 +137,46 @@ def test_score_exponent_sharpens_scores_without_changing_their_order(host_target
     assert "48 candidates scored in 1 predict calls" in stats_line(sharp_model.stats())
     with pytest.raises(ValueError, match="score_exponent"):
         CDMPPCostModel(score_exponent=0.0)
+
+
+def test_residual_spread_ignores_a_constant_factor_and_falls_back_to_the_prior():
+    spread = ResidualSpread(momentum=0.5)
+    labels = np.geomspace(1e-4, 1e-2, 16)
+    assert spread.sigma("a", "anchor") == 0.0  # nothing measured: no reason to doubt the prior
+    spread.track("a", {"anchor": 3.0 * labels, "online": labels[::-1]}, labels)
+    assert spread.sigma("a", "anchor") == pytest.approx(0.0, abs=1e-12)  # right up to a factor: ranks right
+    backwards = float(np.std(np.log(labels) - np.log(labels[::-1])))
+    assert spread.sigma("a", "online") == pytest.approx(backwards)
+    assert spread.sigma("a", "boosted") == spread.sigma("a", "anchor")  # no fresh batch of its own yet
+    spread.track("a", {"anchor": labels[::-1]}, labels)
+    assert spread.sigma("a", "anchor") == pytest.approx(0.5 * backwards)  # moving average
+
+
+@pytest.mark.parametrize("prior_right", [True, False])
+def test_explore_adds_score_noise_only_where_the_model_ranked_the_task_poorly(host_target, prior_right):
+    """explore > 0: before anything is measured, and on a task whose measured latencies the prior ranks
+    exactly (up to a factor), the scores are those of the same model without exploration; on a task it
+    ranks backwards they are not (Thompson sampling on its residual spread)."""
+    task = load_workload("conv2d-small", host_target)[0]
+    cands = sample_candidates(task.mod, host_target, 64, seed=5)
+    ctx = ms.TuneContext(mod=task.mod, target=host_target, task_name=task.name)
+    online = OnlineConfig(max_steps_per_update=2, time_budget_s=600.0)
+
+    def scores(explore):
+        cm = CDMPPCostModel(online=online, explore=explore)
+        first = cm.predict(ctx, cands[32:])
+        prior = 1e-3 / cm.predict(ctx, cands[:32])
+        truth = 2.0 * prior if prior_right else prior.min() * prior.max() / prior
+        cm.update(ctx, cands[:32], _measured(truth))
+        return first, cm.predict(ctx, cands[32:]), cm.stats()["explored_predict_calls"]
+
+    first_plain, plain, _ = scores(0.0)
+    first_explore, explored, n_explored = scores(1.0)
+    assert np.array_equal(first_plain, first_explore)
+    if prior_right:  # its spread is 0 up to rounding
+        assert np.allclose(plain, explored, rtol=1e-6)
+    else:
+        assert n_explored == 1 and not np.allclose(plain, explored)
+        assert explored.max() == pytest.approx(1.0) and explored.min() > 0
+    with pytest.raises(ValueError, match="explore"):
+        CDMPPCostModel(explore=-1.0)

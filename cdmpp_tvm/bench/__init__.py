@@ -8,6 +8,8 @@ random seed, so the only difference between models is the cost model. Models:
   for the target), learning online;
 * ``cdmpp-sharp``: ``cdmpp`` with sharper scores (``config.SHARP_SCORE_EXPONENT``): the search mutates the
   programs predicted fast more often;
+* ``cdmpp-explore``: ``cdmpp`` exploring where it ranks the task's measurements poorly
+  (``config.EXPLORE_SCALE``, Thompson sampling: ``CDMPPCostModel(explore=...)``);
 * ``cdmpp-scratch``: the same model, untrained, learning online only;
 * ``xgb``: MetaSchedule's default XGBModel (PerStoreFeature);
 * ``random``: MetaSchedule's RandomModel (the search is still evolutionary; only scores are random).

@@ -5,10 +5,13 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 
-MODELS = ("cdmpp", "cdmpp-sharp", "cdmpp-scratch", "xgb", "random")
+MODELS = ("cdmpp", "cdmpp-sharp", "cdmpp-explore", "cdmpp-scratch", "xgb", "random")
 # "cdmpp-sharp": cdmpp with this score exponent (CDMPPCostModel.score_exponent: mutation goes to the programs
 # predicted fast; the programs measured, the top-scored by rank, are chosen as with cdmpp).
 SHARP_SCORE_EXPONENT = 4.0
+# "cdmpp-explore": cdmpp with Thompson-sampling noise of this scale on its scores (CDMPPCostModel.explore: the
+# noise is the model's own spread of log(measured / predicted) on the task's fresh batches, times this).
+EXPLORE_SCALE = 1.0
 
 
 @dataclass

@@ -31,7 +31,7 @@ from ..data.layout import RECORD_FILE as RECORD_FILE_NAME, task_dir_name
 from ..data.reader import latency_of, read_database
 from ..tuning import default_runner, tune
 from ..workloads import Task
-from .config import SHARP_SCORE_EXPONENT, SearchBenchConfig
+from .config import EXPLORE_SCALE, SHARP_SCORE_EXPONENT, SearchBenchConfig
 from .plots import plot_curves
 from .report import summarize, write_report
 
@@ -156,6 +156,8 @@ def _make_cost_model(model: str, cfg: SearchBenchConfig, seed: int, clock: _Cloc
         inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed)
     elif model == "cdmpp-sharp":
         inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, score_exponent=SHARP_SCORE_EXPONENT)
+    elif model == "cdmpp-explore":
+        inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, explore=EXPLORE_SCALE)
     elif model == "cdmpp-scratch":
         inner = CDMPPCostModel(checkpoint="scratch", seed=seed)
     elif model == "xgb":

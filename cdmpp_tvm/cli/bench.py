@@ -2,7 +2,7 @@
 (``cdmpp_tvm.bench``; ``benchmarks/search.py`` runs the same command)."""
 from __future__ import annotations
 
-from ..bench import SearchBenchConfig, run_benchmark, summary_markdown
+from ..bench import MODELS, SearchBenchConfig, run_benchmark, summary_markdown
 from ..bench.dlight_reference import dlight_report, measure_dlight_reference
 from ..data.collect import is_single_program
 from ..errors import UserError
@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
                      help="operator or network name, or a TVMScript .py file (repeatable)")
     src.add_argument("--suite", help="suite name in configs/workloads or a YAML path")
     p.add_argument("--models", nargs="+", default=["cdmpp", "cdmpp-scratch", "xgb", "random"],
-                   help="cost models to compare: cdmpp cdmpp-sharp cdmpp-scratch xgb random (the report compares "
+                   help=f"cost models to compare: {' '.join(MODELS)} (the report compares "
                         "cdmpp with each of the others)")
     p.add_argument("--trials", type=positive_int, default=256, help="measured trials per task (default 256)")
     p.add_argument("--budgets", type=positive_int, nargs="+", default=[64, 128, 256],

@@ -14,6 +14,7 @@ def new_counters() -> dict:
     return {"candidates_scored": 0, "predict_calls": 0, "update_calls": 0, "records_seen": 0,
             "failed_runs_seen": 0, "predict_seconds": 0.0, "inference_seconds": 0.0, "update_seconds": 0.0,
             "online_steps": 0, "predict_fallbacks": 0, "update_fallbacks": 0, "online_nonfinite_losses": 0,
+            "explored_predict_calls": 0,
             "predictions_by_model": {"anchor": 0, "online": 0, "boosted": 0}}
 
 
