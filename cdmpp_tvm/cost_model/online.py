@@ -7,8 +7,10 @@
   model, the online model and the task's boosted learner (``boosted``) on fresh batches; predictions
   come from whichever ranks the task's fresh measurements better.
 * ``ResidualSpread``: per model and task, moving average of the spread (standard deviation) of
-  log(measured / predicted) on fresh batches: how uncertain a model's ranking of the task is, which
-  ``CDMPPCostModel(explore=...)`` turns into Thompson-sampling noise on its scores.
+  log(measured / predicted) on fresh batches, which ``CDMPPCostModel(explore=...)`` turns into
+  Thompson-sampling noise on its scores. It is not ranking quality: a model can rank a task well while
+  its errors spread wide, where the task's latencies spread wider still (benchmarks/results/experiments.md,
+  stop 34: why ``explore`` stays off by default).
 * ``LatencyCalibration``: per model and task, exp(median log(measured / predicted)), the factor that
   ``predict_latency`` applies (the ranking, hence the scores, never changes).
 * ``train_online_steps``: the bounded online training of one ``update`` call.
