@@ -365,8 +365,9 @@ class CDMPPCostModel(PyCostModel):
             return
         self._calibration.add_anchor(batch, anchor)
         keep, labels = self._buffer.labels(batch)
-        self._guard.track(task, {name: pred[keep] for name, pred in fresh.items()}, labels)
-        self._spread.track(task, {name: pred[keep] for name, pred in fresh.items()}, labels)
+        fresh_labelled = {name: pred[keep] for name, pred in fresh.items()}
+        self._guard.track(task, fresh_labelled, labels)
+        self._spread.track(task, fresh_labelled, labels)
         self._buffer.extend(batch)
         self._train_online(dev_vec)
         self._online_calibration_stale = True  # recomputed when predict_latency needs it

@@ -89,6 +89,11 @@ class ReplayBuffer:
         return np.asarray(keep, dtype=int), np.asarray(lats)
 
 
+def moving_average(averages: dict[str, float], name: str, value: float, momentum: float) -> None:
+    """``averages[name]`` <- momentum x itself + (1 - momentum) x ``value``; a first value starts it."""
+    averages[name] = value if name not in averages else momentum * averages[name] + (1 - momentum) * value
+
+
 class Guard:
     """Which model predicts a task: the one that ranked that task's measured programs best.
 
@@ -115,9 +120,9 @@ class Guard:
         mine = self.per_task.setdefault(task, {})
         for name, pred in predictions.items():
             acc = pairwise_accuracy(pred, labels)
-            mine[name] = acc if name not in mine else m * mine[name] + (1 - m) * acc
+            moving_average(mine, name, acc, m)
             if name in self.accuracy:
-                self.accuracy[name] = m * self.accuracy[name] + (1 - m) * acc
+                moving_average(self.accuracy, name, acc, m)
 
     def enter(self, task: str, name: str, accuracy: float) -> None:
         """A model's first estimate on ``task`` (kept if fresh batches already tracked it)."""
@@ -161,8 +166,7 @@ class ResidualSpread:
             r = r[np.isfinite(r)]
             if len(r) < 2:
                 continue
-            spread = float(np.std(r))
-            mine[name] = spread if name not in mine else m * mine[name] + (1 - m) * spread
+            moving_average(mine, name, float(np.std(r)), m)
 
     def sigma(self, task: str, name: str) -> float:
         """Spread of ``name`` on ``task``; the pretrained model's when ``name`` has none; 0 when the task
