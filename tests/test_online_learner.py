@@ -7,7 +7,8 @@ from tvm.s_tir import meta_schedule as ms
 
 from cdmpp_tvm import CDMPPCostModel, OnlineConfig
 from cdmpp_tvm.cost_model.boosted import BoostedConfig, BoostedLearner, TaskBooster, program_vectors
-from cdmpp_tvm.cost_model.online import Guard, ResidualSpread
+from cdmpp_tvm.cost_model.exploration import FreshBatchSpread, thompson_noise_ratio
+from cdmpp_tvm.cost_model.online import Guard
 from cdmpp_tvm.features import FEATURE_DIM, CompactASTFeaturizer
 from cdmpp_tvm.tuning import tune
 from cdmpp_tvm.workloads import load_workload
@@ -139,31 +140,42 @@ def test_score_exponent_sharpens_scores_without_changing_their_order(host_target
         CDMPPCostModel(score_exponent=0.0)
 
 
-def test_residual_spread_ignores_a_constant_factor_and_falls_back_to_the_prior():
-    spread = ResidualSpread(momentum=0.5)
+def test_fresh_batch_spread_ignores_a_constant_factor_and_falls_back_to_the_prior():
+    spread = FreshBatchSpread(momentum=0.5)
     labels = np.geomspace(1e-4, 1e-2, 16)
-    assert spread.sigma("a", "anchor") == 0.0  # nothing measured: no reason to doubt the prior
+    assert spread.residual("a", "anchor") == spread.predicted("a", "anchor") == 0.0  # nothing measured yet
     spread.track("a", {"anchor": 3.0 * labels, "online": labels[::-1]}, labels)
-    assert spread.sigma("a", "anchor") == pytest.approx(0.0, abs=1e-12)  # right up to a factor: ranks right
+    assert spread.residual("a", "anchor") == pytest.approx(0.0, abs=1e-12)  # right up to a factor: ranks right
     backwards = float(np.std(np.log(labels) - np.log(labels[::-1])))
-    assert spread.sigma("a", "online") == pytest.approx(backwards)
-    assert spread.sigma("a", "boosted") == spread.sigma("a", "anchor")  # no fresh batch of its own yet
+    assert spread.residual("a", "online") == pytest.approx(backwards)
+    assert spread.predicted("a", "anchor") == spread.predicted("a", "online") == pytest.approx(np.std(np.log(labels)))
+    assert spread.residual("a", "boosted") == spread.residual("a", "anchor")  # no fresh batch of its own yet
     spread.track("a", {"anchor": labels[::-1]}, labels)
-    assert spread.sigma("a", "anchor") == pytest.approx(0.5 * backwards)  # moving average
+    assert spread.residual("a", "anchor") == pytest.approx(0.5 * backwards)  # moving average
 
 
+def test_thompson_noise_ratio_falls_from_random_search_at_chance_to_none_at_a_perfect_ranking():
+    assert thompson_noise_ratio(1.0) == 0.0
+    assert thompson_noise_ratio(0.5) == thompson_noise_ratio(0.2) == pytest.approx(np.sqrt(1 - 0.05 ** 2) / 0.05)
+    ratios = [thompson_noise_ratio(a) for a in (0.55, 0.65, 0.75, 0.85, 0.95)]
+    assert all(a > b > 0 for a, b in zip(ratios, ratios[1:]))
+    # Kendall tau 0.5 (accuracy 0.75) is a correlation of sin(pi / 4) for a bivariate normal: noise = prediction.
+    assert thompson_noise_ratio(0.75) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("explore_by", ["ranking", "residual"])
 @pytest.mark.parametrize("prior_right", [True, False])
-def test_explore_adds_score_noise_only_where_the_model_ranked_the_task_poorly(host_target, prior_right):
+def test_explore_adds_score_noise_only_where_the_model_ranked_the_task_poorly(host_target, prior_right, explore_by):
     """explore > 0: before anything is measured, and on a task whose measured latencies the prior ranks
     exactly (up to a factor), the scores are those of the same model without exploration; on a task it
-    ranks backwards they are not (Thompson sampling on its residual spread)."""
+    ranks backwards they are not (Thompson sampling scaled by its ranking accuracy or residual spread)."""
     task = load_workload("conv2d-small", host_target)[0]
     cands = sample_candidates(task.mod, host_target, 64, seed=5)
     ctx = ms.TuneContext(mod=task.mod, target=host_target, task_name=task.name)
     online = OnlineConfig(max_steps_per_update=2, time_budget_s=600.0)
 
     def scores(explore):
-        cm = CDMPPCostModel(online=online, explore=explore)
+        cm = CDMPPCostModel(online=online, explore=explore, explore_by=explore_by)
         first = cm.predict(ctx, cands[32:])
         prior = 1e-3 / cm.predict(ctx, cands[:32])
         truth = 2.0 * prior if prior_right else prior.min() * prior.max() / prior
@@ -180,3 +192,5 @@ def test_explore_adds_score_noise_only_where_the_model_ranked_the_task_poorly(ho
         assert explored.max() == pytest.approx(1.0) and explored.min() > 0
     with pytest.raises(ValueError, match="explore"):
         CDMPPCostModel(explore=-1.0)
+    with pytest.raises(ValueError, match="explore_by"):
+        CDMPPCostModel(explore=1.0, explore_by="variance")

@@ -9,7 +9,9 @@ random seed, so the only difference between models is the cost model. Models:
 * ``cdmpp-sharp``: ``cdmpp`` with sharper scores (``config.SHARP_SCORE_EXPONENT``): the search mutates the
   programs predicted fast more often;
 * ``cdmpp-explore``: ``cdmpp`` exploring where it ranks the task's measurements poorly
-  (``config.EXPLORE_SCALE``, Thompson sampling: ``CDMPPCostModel(explore=...)``);
+  (``config.EXPLORE_SCALE``, Thompson sampling: ``CDMPPCostModel(explore=..., explore_by="residual")``);
+* ``cdmpp-explore-ranking``: the same, the noise set by the model's ranking accuracy on the task
+  (``explore_by="ranking"``);
 * ``cdmpp-scratch``: the same model, untrained, learning online only;
 * ``xgb``: MetaSchedule's default XGBModel (PerStoreFeature);
 * ``random``: MetaSchedule's RandomModel (the search is still evolutionary; only scores are random).

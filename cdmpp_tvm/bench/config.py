@@ -5,12 +5,14 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 
-MODELS = ("cdmpp", "cdmpp-sharp", "cdmpp-explore", "cdmpp-scratch", "xgb", "random")
+MODELS = ("cdmpp", "cdmpp-sharp", "cdmpp-explore", "cdmpp-explore-ranking", "cdmpp-scratch", "xgb", "random")
 # "cdmpp-sharp": cdmpp with this score exponent (CDMPPCostModel.score_exponent: mutation goes to the programs
 # predicted fast; the programs measured, the top-scored by rank, are chosen as with cdmpp).
 SHARP_SCORE_EXPONENT = 4.0
 # "cdmpp-explore": cdmpp with Thompson-sampling noise of this scale on its scores (CDMPPCostModel.explore: the
-# noise is the model's own spread of log(measured / predicted) on the task's fresh batches, times this).
+# noise is the model's own spread of log(measured / predicted) on the task's fresh batches, times this: stop 34's
+# version, explore_by="residual"); "cdmpp-explore-ranking": the same scale with the noise set by the model's
+# fresh-batch ranking accuracy on the task (explore_by="ranking").
 EXPLORE_SCALE = 1.0
 
 

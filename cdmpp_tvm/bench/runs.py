@@ -157,7 +157,9 @@ def _make_cost_model(model: str, cfg: SearchBenchConfig, seed: int, clock: _Cloc
     elif model == "cdmpp-sharp":
         inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, score_exponent=SHARP_SCORE_EXPONENT)
     elif model == "cdmpp-explore":
-        inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, explore=EXPLORE_SCALE)
+        inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, explore=EXPLORE_SCALE, explore_by="residual")
+    elif model == "cdmpp-explore-ranking":
+        inner = CDMPPCostModel(checkpoint=cfg.checkpoint, seed=seed, explore=EXPLORE_SCALE, explore_by="ranking")
     elif model == "cdmpp-scratch":
         inner = CDMPPCostModel(checkpoint="scratch", seed=seed)
     elif model == "xgb":

@@ -10,10 +10,7 @@
   evolutionary search measures the top-scored programs (by rank) and picks the parents it mutates with
   probability proportional to the score (0.27: ``PerThreadData::Set`` -> ``MakeMultinomialSampler``), so
   the exponent sets how much mutation goes to programs predicted fast rather than to the whole population.
-  With ``explore`` > 0 the predicted latencies are first multiplied by exp(explore x sigma x z), z standard
-  normal per candidate and call, sigma the chosen model's spread of log(measured / predicted) on the task's
-  fresh batches (``online.ResidualSpread``): Thompson sampling, so a task whose measurements the model
-  ranks poorly is explored, one it ranks well barely changes, and a task with nothing measured follows the prior.
+  With ``explore`` > 0 the predicted latencies get Thompson-sampling noise first (``exploration.py``).
 * ``update``: online learning from every measured batch. A run failure is evidence of a bad schedule:
   it is learnt as ``failure_latency_factor`` x the slowest valid latency measured for that task. Each
   call trains for at most ``online.time_budget_s`` seconds.
@@ -59,6 +56,7 @@ from ..model.inference import (
 )
 from ..torch_threads import torch_threads
 from .boosted import BoostedConfig, BoostedLearner, program_vectors
+from .exploration import Exploration
 from .stats import fallback_count, log_stats_at_exit, new_counters, stats_line
 from .online import (
     Guard,
@@ -66,7 +64,6 @@ from .online import (
     fresh_batch_error,
     OnlineConfig,
     ReplayBuffer,
-    ResidualSpread,
     latest_valid_per_task,
     pairwise_accuracy,
     train_online_steps,
@@ -91,19 +88,18 @@ class CDMPPCostModel(PyCostModel):
     boosted : the per-task boosted learner's settings (``BoostedConfig``); ``BoostedConfig(enabled=False)``
         leaves the choice to the pretrained and online models.
     score_exponent : > 0; 1 makes a program predicted twice as slow half as likely a parent, 4 a sixteenth.
-    explore : >= 0; the scale of the Thompson-sampling noise on scores (module docstring); 0 turns it off.
+    explore : >= 0; the scale of the Thompson-sampling noise on scores (``exploration.py``); 0 turns it off.
+    explore_by : "ranking" or "residual": what sets that noise (``exploration.py``).
     """
 
     def __init__(self, checkpoint: str | None = None, device: str = "auto", batch_size: int = 1024,
                  online: OnlineConfig | None = None, num_threads: int | None = 1, seed: int = 0,
-                 boosted: BoostedConfig | None = None, score_exponent: float = 1.0, explore: float = 0.0):
+                 boosted: BoostedConfig | None = None, score_exponent: float = 1.0, explore: float = 0.0,
+                 explore_by: str = "ranking"):
         super().__init__()
         if not score_exponent > 0:
             raise ValueError(f"CDMPPCostModel: score_exponent must be > 0, got {score_exponent!r}")
-        if not explore >= 0:
-            raise ValueError(f"CDMPPCostModel: explore must be >= 0, got {explore!r}")
         self.score_exponent = float(score_exponent)
-        self.explore = float(explore)
         self.checkpoint_spec = checkpoint
         self.torch_device = default_torch_device(device)
         self.batch_size = batch_size
@@ -115,7 +111,6 @@ class CDMPPCostModel(PyCostModel):
         # Load (on a first run: compile, 5-20 s, logged) the compiled featurizer now, not in the first predict.
         native_status()
         self._rng = np.random.default_rng(seed)
-        self._explore_rng = np.random.default_rng([seed, 1])  # own stream: online training samples as without it
         torch.manual_seed(seed)
         self._ckpt: Checkpoint | None = None
         self.model: CDMPPNet | None = None
@@ -124,7 +119,7 @@ class CDMPPCostModel(PyCostModel):
         self._device_vecs: dict[str, np.ndarray] = {}
         self._buffer = ReplayBuffer(self.online.buffer_size, self.online.failure_latency_factor)
         self._guard = Guard(self.online.guard_momentum)
-        self._spread = ResidualSpread(self.online.guard_momentum)
+        self._exploration = Exploration(explore, explore_by, self.online.guard_momentum, seed)
         self._calibration = LatencyCalibration(self.online.calibration_window)
         self._online_calibration_stale = False
         self._new_device: dict[str, bool] = {}  # target string -> not a device the checkpoint was trained on
@@ -328,10 +323,8 @@ class CDMPPCostModel(PyCostModel):
         self._stats["candidates_scored"] += len(candidates)
         self._stats["predictions_by_model"][name] += 1
         lat = np.maximum(lat, 1e-12)
-        sigma = self.explore * self._spread.sigma(task, name)
-        if sigma > 0:
-            lat = lat * np.exp(sigma * self._explore_rng.standard_normal(len(lat)))
-            self._stats["explored_predict_calls"] += 1
+        lat, explored = self._exploration.perturb(lat, task, name, self._guard.per_task.get(task, {}).get(name))
+        self._stats["explored_predict_calls"] += int(explored)
         return (lat.min() / lat) ** self.score_exponent
 
     # ---------------------------------------------------------------------------------------------
@@ -367,7 +360,7 @@ class CDMPPCostModel(PyCostModel):
         keep, labels = self._buffer.labels(batch)
         fresh_labelled = {name: pred[keep] for name, pred in fresh.items()}
         self._guard.track(task, fresh_labelled, labels)
-        self._spread.track(task, fresh_labelled, labels)
+        self._exploration.spread.track(task, fresh_labelled, labels)
         self._buffer.extend(batch)
         self._train_online(dev_vec)
         self._online_calibration_stale = True  # recomputed when predict_latency needs it

@@ -6,11 +6,6 @@
 * ``Guard``: per task, moving average of the pairwise ranking accuracy of the pretrained ("anchor")
   model, the online model and the task's boosted learner (``boosted``) on fresh batches; predictions
   come from whichever ranks the task's fresh measurements better.
-* ``ResidualSpread``: per model and task, moving average of the spread (standard deviation) of
-  log(measured / predicted) on fresh batches, which ``CDMPPCostModel(explore=...)`` turns into
-  Thompson-sampling noise on its scores. It is not ranking quality: a model can rank a task well while
-  its errors spread wide, where the task's latencies spread wider still (benchmarks/results/experiments.md,
-  stop 34: why ``explore`` stays off by default).
 * ``LatencyCalibration``: per model and task, exp(median log(measured / predicted)), the factor that
   ``predict_latency`` applies (the ranking, hence the scores, never changes).
 * ``train_online_steps``: the bounded online training of one ``update`` call.
@@ -140,39 +135,6 @@ class Guard:
     def prefers_anchor(self) -> bool:
         """Over all tasks, the pretrained model ranks fresh batches better than the online one."""
         return self.accuracy["anchor"] > self.accuracy["online"]
-
-
-class ResidualSpread:
-    """How wrong each model was on a task's fresh batches, beyond a constant factor.
-
-    Per task and model, a moving average (``momentum``) of the standard deviation of log(measured /
-    predicted) over a fresh batch's labelled programs; the mean is left out because a constant factor
-    (what ``LatencyCalibration`` corrects) changes no ranking. A model with no fresh batch of its own on
-    the task yet (the boosted learner right after its first fit) is given the pretrained model's spread
-    there: it starts from that model's predictions."""
-
-    def __init__(self, momentum: float):
-        self.momentum = momentum
-        self.per_task: dict[str, dict[str, float]] = {}
-
-    def track(self, task: str, predictions: dict[str, np.ndarray], labels: np.ndarray) -> None:
-        """Predictions (seconds, name -> (N,)) of the same fresh programs and their labels (N,) in seconds."""
-        if len(labels) < 2:
-            return
-        m = self.momentum
-        mine = self.per_task.setdefault(task, {})
-        for name, pred in predictions.items():
-            r = np.log(labels) - np.log(np.maximum(pred, 1e-12))
-            r = r[np.isfinite(r)]
-            if len(r) < 2:
-                continue
-            moving_average(mine, name, float(np.std(r)), m)
-
-    def sigma(self, task: str, name: str) -> float:
-        """Spread of ``name`` on ``task``; the pretrained model's when ``name`` has none; 0 when the task
-        has no fresh batch yet (nothing says the prior is wrong there)."""
-        mine = self.per_task.get(task, {})
-        return mine.get(name, mine.get("anchor", 0.0))
 
 
 class LatencyCalibration:
