@@ -185,7 +185,7 @@ def test_explore_adds_score_noise_only_where_the_model_ranked_the_task_poorly(ho
     first_plain, plain, _ = scores(0.0)
     first_explore, explored, n_explored = scores(1.0)
     assert np.array_equal(first_plain, first_explore)
-    if prior_right:  # its spread is 0 up to rounding
+    if prior_right:  # its residual spread is 0 up to rounding, its ranking accuracy 1
         assert np.allclose(plain, explored, rtol=1e-6)
     else:
         assert n_explored == 1 and not np.allclose(plain, explored)

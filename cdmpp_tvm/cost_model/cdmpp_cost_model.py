@@ -323,7 +323,7 @@ class CDMPPCostModel(PyCostModel):
         self._stats["candidates_scored"] += len(candidates)
         self._stats["predictions_by_model"][name] += 1
         lat = np.maximum(lat, 1e-12)
-        lat, explored = self._exploration.perturb(lat, task, name, self._guard.per_task.get(task, {}).get(name))
+        lat, explored = self._exploration.perturb(lat, task, name, self._guard.task_accuracy(task, name))
         self._stats["explored_predict_calls"] += int(explored)
         return (lat.min() / lat) ** self.score_exponent
 
@@ -360,7 +360,7 @@ class CDMPPCostModel(PyCostModel):
         keep, labels = self._buffer.labels(batch)
         fresh_labelled = {name: pred[keep] for name, pred in fresh.items()}
         self._guard.track(task, fresh_labelled, labels)
-        self._exploration.spread.track(task, fresh_labelled, labels)
+        self._exploration.track(task, fresh_labelled, labels)
         self._buffer.extend(batch)
         self._train_online(dev_vec)
         self._online_calibration_stale = True  # recomputed when predict_latency needs it

@@ -95,6 +95,11 @@ class Exploration:
         self.spread = FreshBatchSpread(momentum)
         self.rng = np.random.default_rng([seed, 1])
 
+    def track(self, task: str, predictions: dict[str, np.ndarray], labels: np.ndarray) -> None:
+        """A fresh batch's predictions and labels (``FreshBatchSpread.track``); nothing with exploration off."""
+        if self.scale > 0:
+            self.spread.track(task, predictions, labels)
+
     def sigma(self, task: str, name: str, accuracy: float | None) -> float:
         """Noise std on log latency for model ``name`` on ``task``, whose fresh-batch pairwise accuracy
         there is ``accuracy`` (None: none yet); 0 when exploration is off or the task has no fresh batch."""

@@ -41,7 +41,7 @@ class OnlineConfig:
     rank_loss_weight: float = 1.0
     buffer_size: int = 20_000  # measured programs kept for replay
     failure_latency_factor: float = 2.0
-    guard_momentum: float = 0.7  # moving averages of each model's ranking accuracy and residual spread on fresh batches
+    guard_momentum: float = 0.7  # moving averages of each model's ranking accuracy and spreads on fresh batches
     calibration_window: int = 256  # latest fresh measurements per task that set its latency calibration
 
 
@@ -122,6 +122,10 @@ class Guard:
     def enter(self, task: str, name: str, accuracy: float) -> None:
         """A model's first estimate on ``task`` (kept if fresh batches already tracked it)."""
         self.per_task.setdefault(task, {}).setdefault(name, accuracy)
+
+    def task_accuracy(self, task: str, name: str) -> float | None:
+        """``name``'s moving-average accuracy on ``task`` (None before any evidence there)."""
+        return self.per_task.get(task, {}).get(name)
 
     def choose(self, task: str, available: tuple[str, ...] = ("online", "anchor")) -> str:
         """The model to predict ``task`` with, among ``available``."""
